@@ -1,0 +1,25 @@
+// The schemas of every vaebench op, in one place, and the Python module stub.
+//
+// Importing vaebench._C runs the TORCH_LIBRARY blocks of all linked sources:
+// this file defines the ops, csrc/cpu/*.cpp register CPU kernels and, in a CUDA
+// build, csrc/cuda/*_glue.cpp register CUDA kernels. Seeds and offsets are op
+// arguments (not hidden generator state) so each op is a pure function that
+// opcheck and torch.compile can replay.
+#include <Python.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(vaebench, m) {
+  // z = mu + exp(logvar / 2) * eps and kl[b] = KL(N(mu_b, diag exp(logvar_b)) || N(0, I)),
+  // eps the Philox normals at stream positions [offset, offset + B * D).
+  m.def("reparam_kl(Tensor mu, Tensor logvar, int seed, int offset) -> (Tensor, Tensor)");
+  m.def(
+      "reparam_kl_backward(Tensor grad_z, Tensor grad_kl, Tensor mu, Tensor logvar, int seed, "
+      "int offset) -> (Tensor, Tensor)");
+  // Fills a float32 tensor with the Philox normals at positions [offset, offset + numel).
+  m.def("philox_normal_(Tensor(a!) out, int seed, int offset) -> ()");
+}
+
+extern "C" PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}

@@ -1,0 +1,1 @@
+"""Small shared helpers: atomic result files and run provenance."""

@@ -1,0 +1,60 @@
+"""Where a result came from: versions, device, git commit, date."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import sys
+
+
+def git_commit(root: str | None = None) -> str:
+    """The checkout's commit (with ``+dirty`` if it has local changes), or 'unknown'."""
+    root = root or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_description(device: str = "cpu") -> str:
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})"
+
+
+def provenance(**extra) -> dict:
+    """A dict to store beside results: versions, device, commit, date, plus ``extra``."""
+    import numpy
+    import torch
+
+    import vaebench
+
+    info = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "vaebench": vaebench.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "device": device_description("cuda" if torch.cuda.is_available() else "cpu"),
+        "cuda_available": torch.cuda.is_available(),
+        "argv": sys.argv,
+    }
+    info.update(extra)
+    return info
