@@ -1,0 +1,201 @@
+"""Gaussian-encoder / Bernoulli-decoder VAEs for 64x64 binary images (dSprites).
+
+Two architectures:
+
+- ``"conv"``: the encoder/decoder used across the disentanglement literature for
+  64x64 dSprites (Higgins et al. 2017; Locatello et al. 2019, disentanglement_lib):
+  four 4x4 stride-2 convolutions with 32-32-64-64 channels, a 256-unit dense
+  layer, then ``2 * latent_dim`` outputs; the decoder mirrors it with transposed
+  convolutions. ReLU everywhere.
+- ``"mlp"``: a small fully connected model (4096 -> hidden -> 2*latent_dim and back),
+  for fast CPU runs and tests.
+
+The loss (``elbo_terms``) follows REFERENCE.md §2/§4 (L^B, analytic KL): per sample
+``recon = -log p(x|z) = BCE-with-logits summed over pixels`` and
+``loss = recon + beta * KL``. The sample ``z`` and the KL come from the fused
+``vaebench.ops.reparam_kl`` op (``impl="fused"``) or from the eager reference fed the
+very same Philox noise (``impl="eager"``), so both give the same numbers for a
+given ``(seed, offset)``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vaebench.ops import philox_normal, reparam_kl, reparam_kl_eager
+
+IMAGE_SIZE = 64
+ARCHS = ("conv", "mlp")
+IMPLS = ("fused", "eager")
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """What is needed to rebuild a model from a checkpoint."""
+
+    arch: str = "conv"
+    latent_dim: int = 10
+    mlp_hidden: int = 256  # used by arch="mlp" only
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"VAEConfig.arch must be one of {ARCHS}, got {self.arch!r}")
+        if int(self.latent_dim) < 1:
+            raise ValueError(f"VAEConfig.latent_dim must be >= 1, got {self.latent_dim}")
+        if int(self.mlp_hidden) < 1:
+            raise ValueError(f"VAEConfig.mlp_hidden must be >= 1, got {self.mlp_hidden}")
+
+
+def _conv_encoder(latent_dim: int) -> nn.Module:
+    # 64 -> 32 -> 16 -> 8 -> 4 spatially (kernel 4, stride 2, padding 1).
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(),
+        nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(),
+        nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
+        nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(64 * 4 * 4, 256), nn.ReLU(),
+        nn.Linear(256, 2 * latent_dim),
+    )
+
+
+def _conv_decoder(latent_dim: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(latent_dim, 256), nn.ReLU(),
+        nn.Linear(256, 64 * 4 * 4), nn.ReLU(),
+        nn.Unflatten(1, (64, 4, 4)),
+        nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+        nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(),
+        nn.ConvTranspose2d(32, 1, 4, 2, 1),
+    )
+
+
+def _mlp_encoder(latent_dim: int, hidden: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(IMAGE_SIZE * IMAGE_SIZE, hidden), nn.ReLU(),
+        nn.Linear(hidden, 2 * latent_dim),
+    )
+
+
+def _mlp_decoder(latent_dim: int, hidden: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(latent_dim, hidden), nn.ReLU(),
+        nn.Linear(hidden, IMAGE_SIZE * IMAGE_SIZE),
+        nn.Unflatten(1, (1, IMAGE_SIZE, IMAGE_SIZE)),
+    )
+
+
+class VAE(nn.Module):
+    """``encode(x) -> (mu, logvar)`` for ``x`` ``[B, 1, 64, 64]`` in [0, 1];
+    ``decode(z) -> logits`` ``[B, 1, 64, 64]`` of the Bernoulli decoder."""
+
+    def __init__(self, config: VAEConfig | None = None, **kwargs):
+        super().__init__()
+        if config is None:
+            config = VAEConfig(**kwargs)
+        elif kwargs:
+            raise TypeError(f"VAE: pass either a VAEConfig or keyword fields, not both (got {sorted(kwargs)})")
+        self.config = config
+        d = config.latent_dim
+        if config.arch == "conv":
+            self.encoder, self.decoder = _conv_encoder(d), _conv_decoder(d)
+        else:
+            self.encoder = _mlp_encoder(d, config.mlp_hidden)
+            self.decoder = _mlp_decoder(d, config.mlp_hidden)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_images(x)
+        h = self.encoder(x)
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction logits at the posterior mean (deterministic)."""
+        mu, _ = self.encode(x)
+        return self.decode(mu)
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4 or tuple(x.shape[1:]) != (1, IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(f"x must have shape [B, 1, {IMAGE_SIZE}, {IMAGE_SIZE}], got {tuple(x.shape)}")
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``log p(x|z)`` of a Bernoulli decoder: ``-BCE(logits, x)`` summed
+    over all non-batch dimensions. Shape ``[B]``."""
+    if logits.shape != x.shape:
+        raise ValueError(f"logits and x must have the same shape, got {tuple(logits.shape)} and {tuple(x.shape)}")
+    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    return -bce.flatten(1).sum(1)
+
+
+def sample_latent(
+    mu: torch.Tensor, logvar: torch.Tensor, *, impl: str = "fused", seed: int, offset: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(z, kl)`` with ``eps`` = Philox normals of ``seed`` at ``[offset, offset + B*D)``;
+    ``impl="fused"`` uses the custom op, ``"eager"`` the plain-PyTorch reference."""
+    if impl == "fused":
+        return reparam_kl(mu, logvar, seed=seed, offset=offset)
+    if impl == "eager":
+        eps = philox_normal(mu.shape, seed, offset, device=mu.device).to(mu.dtype)
+        return reparam_kl_eager(mu, logvar, eps)
+    raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+
+
+class ElboTerms(NamedTuple):
+    loss: torch.Tensor  # scalar: batch mean of recon + beta * kl (what the optimiser minimises)
+    recon: torch.Tensor  # [B]: -log p(x|z), BCE summed over pixels
+    kl: torch.Tensor  # [B]: KL(q(z|x) || N(0, I))
+    mu: torch.Tensor  # [B, D]
+    logvar: torch.Tensor  # [B, D]
+    z: torch.Tensor  # [B, D]
+
+
+def elbo_terms(
+    model: VAE, x: torch.Tensor, beta: float = 1.0, *, impl: str = "fused", seed: int, offset: int = 0
+) -> ElboTerms:
+    """The beta-VAE objective on a batch (REFERENCE.md §2, L^B with L = 1).
+
+    Uses normals ``[offset, offset + B*D)`` of ``seed``: a caller that loops must
+    advance ``offset`` by ``B * latent_dim`` per call so noise is never reused.
+    """
+    mu, logvar = model.encode(x)
+    z, kl = sample_latent(mu, logvar, impl=impl, seed=seed, offset=offset)
+    recon = -bernoulli_log_likelihood(model.decode(z), x)
+    loss = (recon + beta * kl).mean()
+    return ElboTerms(loss, recon, kl, mu, logvar, z)
+
+
+# ---- checkpoints ------------------------------------------------------------
+
+
+def checkpoint_state(model: VAE, **extra) -> dict:
+    """A picklable dict that ``load_vae`` can rebuild the model from (plus ``extra``)."""
+    return {"model_config": asdict(model.config), "model_state": model.state_dict(), **extra}
+
+
+def load_vae(path_or_state, map_location: str | torch.device = "cpu") -> VAE:
+    """Rebuilds a ``VAE`` (in eval mode) from a checkpoint file or a ``checkpoint_state`` dict."""
+    state = path_or_state
+    if not isinstance(state, dict):
+        state = torch.load(path_or_state, map_location=map_location, weights_only=False)
+    if "model_config" not in state or "model_state" not in state:
+        raise ValueError(f"not a vaebench VAE checkpoint (keys: {sorted(state)})")
+    model = VAE(VAEConfig(**state["model_config"]))
+    model.load_state_dict(state["model_state"])
+    return model.to(map_location).eval()
