@@ -28,14 +28,14 @@ def cxx_flags() -> list[str]:
     # Contraction off: every FMA in the shared math is explicit, so host and
     # device round identically. -fno-math-errno lets sqrt vectorise; OpenMP
     # drives at::parallel_for and the simd loops.
-    flags = ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
+    flags = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
     if os.environ.get("VAEBENCH_NATIVE", "1") != "0" and platform.machine() in ("x86_64", "AMD64", "aarch64", "arm64"):
         flags.append("-march=native" if platform.machine() in ("x86_64", "AMD64") else "-mcpu=native")
     return flags
 
 
 def nvcc_flags() -> list[str]:
-    return ["-O3", "-std=c++17", "--fmad=false", "-lineinfo"]
+    return ["-O3", "--fmad=false", "-lineinfo"]
 
 
 def want_cuda() -> bool:
