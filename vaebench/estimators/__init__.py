@@ -1,0 +1,8 @@
+"""Gradient-estimator studies (issue 6): exact toys, the VAE's encoder gradient, minibatches.
+
+- ``gamma_toy``: the exactly solvable Gamma model of `001` part 4;
+- ``gaussian_toy``: E_{N(mu, sigma)}[f] for the test functions of Mohamed et al. (2020);
+- ``vae_gradients``: score-function vs reparameterization (L^A, L^B) on a VAE's encoder;
+- ``minibatch``: the N/M-scaled minibatch gradient of a logistic regression;
+- ``common``: baselines, replicate summaries, per-unit seeds.
+"""
