@@ -52,11 +52,18 @@ void for_each_noise_tile(int64_t rows, int64_t cols, uint64_t offset, PhiloxKey 
   });
 }
 
+// The tile loops read their pointers from locals marked __restrict__: read
+// through the lambda's captured references, every store could (for the
+// compiler) change a pointer, and the loops would not vectorise.
 template <typename scalar_t>
-void forward_kernel(const scalar_t* mu, const scalar_t* logvar, scalar_t* z, scalar_t* kl,
+void forward_kernel(const scalar_t* mu_, const scalar_t* logvar_, scalar_t* z_, scalar_t* kl_,
                     int64_t rows, int64_t cols, PhiloxKey key, uint64_t offset) {
   using acc_t = at::opmath_type<scalar_t>;
-  for_each_noise_tile(rows, cols, offset, key, [&](int64_t r0, int64_t r1, const float* eps) {
+  for_each_noise_tile(rows, cols, offset, key, [=](int64_t r0, int64_t r1, const float* eps) {
+    const scalar_t* __restrict__ mu = mu_;
+    const scalar_t* __restrict__ logvar = logvar_;
+    scalar_t* __restrict__ z = z_;
+    scalar_t* __restrict__ kl = kl_;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * cols;
       const float* e = eps + (r - r0) * cols;
@@ -74,11 +81,17 @@ void forward_kernel(const scalar_t* mu, const scalar_t* logvar, scalar_t* z, sca
 }
 
 template <typename scalar_t>
-void backward_kernel(const scalar_t* gz, const scalar_t* gk, const scalar_t* mu,
-                     const scalar_t* logvar, scalar_t* dmu, scalar_t* dlogvar, int64_t rows,
+void backward_kernel(const scalar_t* gz_, const scalar_t* gk_, const scalar_t* mu_,
+                     const scalar_t* logvar_, scalar_t* dmu_, scalar_t* dlogvar_, int64_t rows,
                      int64_t cols, PhiloxKey key, uint64_t offset) {
   using acc_t = at::opmath_type<scalar_t>;
-  for_each_noise_tile(rows, cols, offset, key, [&](int64_t r0, int64_t r1, const float* eps) {
+  for_each_noise_tile(rows, cols, offset, key, [=](int64_t r0, int64_t r1, const float* eps) {
+    const scalar_t* __restrict__ gz = gz_;
+    const scalar_t* __restrict__ gk = gk_;
+    const scalar_t* __restrict__ mu = mu_;
+    const scalar_t* __restrict__ logvar = logvar_;
+    scalar_t* __restrict__ dmu = dmu_;
+    scalar_t* __restrict__ dlogvar = dlogvar_;
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t base = r * cols;
       const float* e = eps + (r - r0) * cols;
