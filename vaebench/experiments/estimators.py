@@ -1,0 +1,370 @@
+"""Estimator-variance experiments (issue 6; REFERENCE.md §2-3).
+
+Parts (each a resumable unit writing its CSVs into ``out_dir``):
+
+1. ``gamma``: the exact Gamma toy of `001` part 4. ``estimators_gamma.csv``: bias and
+   variance of score / score+baseline / reparameterization against the exact gradient
+   (and the exact single-draw variance / K). ``estimators_gamma_sgd.csv``: theta per
+   SGD step and chain, every estimator from the same start.
+2. ``gaussian``: d/d(mu, sigma) E_{N(mu, sigma)}[f] for f = (z-k)^2, exp(-k z^2), cos(k z)
+   as k and sigma vary (Mohamed et al. 2020). ``estimators_gaussian.csv``.
+3-4. ``vae``: a small beta-VAE trained here with ``beta_vae.train_unit`` (or a given
+   checkpoint); at init / mid / end, the encoder gradient over R draws on one fixed
+   minibatch for L in ``vae_samples``. ``estimators_vae_grad.csv`` (per estimator:
+   trace of covariance, mean norm, SNR) and ``estimators_vae_elbo.csv`` (L^A vs L^B:
+   variance of the ELBO estimate and of its encoder gradient).
+5. ``minibatch``: logistic regression on synthetic data (exact per-example gradients):
+   the N/M-scaled minibatch gradient vs the full-data gradient, and its variance vs M.
+   ``estimators_minibatch.csv`` and ``estimators_minibatch_coords.csv``.
+
+``estimators_config.json`` holds the config and provenance. A part whose CSVs exist is
+kept unless ``force``; the VAE part also keeps finished stages and resumes training.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from vaebench.estimators import gamma_toy, gaussian_toy, minibatch
+from vaebench.estimators.common import generator, summarize, unit_seed
+from vaebench.utils import io
+from vaebench.utils.provenance import provenance
+
+PREFIX = "estimators"
+PARTS = ("gamma", "gaussian", "vae", "minibatch")
+PART_FILES = {
+    "gamma": ("estimators_gamma.csv", "estimators_gamma_sgd.csv"),
+    "gaussian": ("estimators_gaussian.csv",),
+    "vae": ("estimators_vae_grad.csv", "estimators_vae_elbo.csv"),
+    "minibatch": ("estimators_minibatch.csv", "estimators_minibatch_coords.csv"),
+}
+VAE_STAGES = ("init", "mid", "end")
+
+
+@dataclass(frozen=True)
+class EstimatorsConfig:
+    parts: tuple[str, ...] = PARTS
+    # 1. Gamma toy: theta = factor * theta*, theta* = x + 1
+    gamma_xs: tuple[float, ...] = (0.5, 2.0, 5.0)
+    gamma_theta_factors: tuple[float, ...] = (0.5, 1.0, 2.0)
+    gamma_samples: tuple[int, ...] = (1, 10, 100, 1000)
+    gamma_replicates: int = 1000
+    sgd_x: float = 2.0
+    sgd_theta0: float = 0.5
+    sgd_steps: int = 300
+    sgd_chains: int = 16
+    sgd_samples: int = 1
+    sgd_lr: float = 0.1
+    # running-mean baseline (K = 1) of every score+baseline estimator
+    ema_decay: float = 0.9
+    ema_horizon: int = 30
+    # 2. Gaussian toys: a k sweep at sigma = gauss_sigma, a sigma sweep at k = gauss_k
+    gauss_mu: float = 1.0
+    gauss_sigma: float = 1.0
+    gauss_k: float = 1.0
+    gauss_ks: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0)
+    gauss_sigmas: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0)
+    gauss_samples: tuple[int, ...] = (1, 10)
+    gauss_replicates: int = 2000
+    # 3-4. VAE: the study, and the model trained for it when no checkpoint is given
+    vae_samples: tuple[int, ...] = (1, 10, 100)
+    vae_replicates: int = 24
+    vae_batch: int = 16
+    vae_beta: float = 1.0
+    vae_arch: str = "mlp"
+    vae_latent_dim: int = 10
+    vae_hidden: int = 256
+    vae_train_size: int = 20_000
+    vae_epochs: int = 2
+    vae_train_batch: int = 64
+    vae_lr: float = 1e-3
+    checkpoint: str | None = None  # a .pt file, or a folder with <checkpoint_tag>_<stage>.pt
+    checkpoint_tag: str = "beta1_seed0"
+    data_path: str | None = None  # official dSprites .npz; None: the renderer
+    # 5. minibatch
+    mb_n: int = 1000
+    mb_dim: int = 5
+    mb_sizes: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+    mb_replicates: int = 2000
+
+
+PROFILES: dict[str, EstimatorsConfig] = {
+    # CI: every part at toy sizes (a tiny MLP VAE on 512 images, 2 epochs); seconds.
+    "smoke": EstimatorsConfig(
+        gamma_xs=(2.0,), gamma_theta_factors=(0.5, 1.0), gamma_samples=(1, 10), gamma_replicates=200,
+        sgd_steps=30, sgd_chains=4, gauss_ks=(0.3, 3.0), gauss_sigmas=(0.3, 3.0), gauss_samples=(1, 4),
+        gauss_replicates=200, vae_samples=(1, 4), vae_replicates=4, vae_batch=4, vae_latent_dim=4,
+        vae_hidden=32, vae_train_size=512, vae_epochs=2, mb_n=200, mb_sizes=(1, 10, 100), mb_replicates=200,
+    ),
+    # The default (~5 minutes on the shared 2-core CPU): 1000-2000 replicates for the toys, the
+    # MLP VAE (hidden 256, 10 latents) trained 2 epochs on 20k images, 24 draws per (stage, L).
+    "quick": EstimatorsConfig(),
+    # For a GPU: 10x the replicates, the literature's conv VAE trained on the full grid.
+    "paper": EstimatorsConfig(
+        gamma_replicates=10_000, sgd_chains=64, sgd_steps=1000, gauss_replicates=20_000,
+        gauss_ks=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), gauss_sigmas=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+        vae_replicates=200, vae_batch=64, vae_arch="conv", vae_train_size=737_280, vae_epochs=5,
+        vae_lr=1e-4, mb_n=10_000, mb_sizes=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000), mb_replicates=20_000,
+    ),
+}
+
+
+# ---- config ---------------------------------------------------------------------
+
+
+def _coerce(value, default):
+    """CLI overrides arrive as strings: parse to the default's type."""
+    if not isinstance(value, str):
+        return tuple(value) if isinstance(default, tuple) else value
+    if value.lower() == "none":
+        return None
+    if isinstance(default, tuple):
+        kind = type(default[0]) if default else float
+        return tuple(kind(v) if kind is not str else v.strip() for v in value.split(",") if v.strip())
+    if isinstance(default, bool):
+        return value.lower() in ("1", "true", "yes")
+    if isinstance(default, (int, float)):
+        return type(default)(value)
+    return value
+
+
+def make_config(profile: str = "quick", **overrides) -> EstimatorsConfig:
+    """``PROFILES[profile]`` with ``overrides`` (unknown names raise)."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    base = PROFILES[profile]
+    fields = {f.name for f in dataclasses.fields(EstimatorsConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"estimators: unknown config override(s) {unknown}; valid names: {sorted(fields)}")
+    cfg = dataclasses.replace(base, **{k: _coerce(v, getattr(base, k)) for k, v in overrides.items()})
+    bad = sorted(set(cfg.parts) - set(PARTS))
+    if bad:
+        raise ValueError(f"parts must be a subset of {PARTS}, got unknown {bad}")
+    for name in ("gamma_replicates", "gauss_replicates", "vae_replicates", "mb_replicates"):
+        if getattr(cfg, name) < 2:
+            raise ValueError(f"{name} must be >= 2 (variances need two replicates), got {getattr(cfg, name)}")
+    if max(cfg.mb_sizes) > cfg.mb_n:
+        raise ValueError(f"mb_sizes must not exceed mb_n={cfg.mb_n}, got {cfg.mb_sizes}")
+    return cfg
+
+
+def _check_config_file(out_dir: Path, cfg: EstimatorsConfig, seed: int, force: bool) -> None:
+    """Refuses to mix results of two configs in one folder (``parts`` may differ)."""
+    path = out_dir / f"{PREFIX}_config.json"
+    if force or not path.exists():
+        return
+    old = json.loads(path.read_text())
+    new = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    diff = sorted(k for k in new if k != "parts" and old.get("config", {}).get(k) != new[k])
+    if diff or old.get("seed") != seed:
+        raise ValueError(f"{out_dir} holds estimator results of another config (differs in {diff or ['seed']}); "
+                         "use force=True or another out_dir")
+
+
+# ---- 1. Gamma toy -------------------------------------------------------------------
+
+
+def run_gamma(cfg: EstimatorsConfig, seed: int, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    units = [(x, f, k, e) for x in cfg.gamma_xs for f in cfg.gamma_theta_factors
+             for k in cfg.gamma_samples for e in gamma_toy.ESTIMATORS]
+    for x, factor, k, est in tqdm(units, desc="gamma toy", disable=not progress, leave=False):
+        theta_star = gamma_toy.optimum(x)
+        theta = factor * theta_star
+        g = generator(seed, "gamma", x, factor, k, est)
+        grads = gamma_toy.estimate(est, x, torch.full((cfg.gamma_replicates,), theta, dtype=torch.float64), k, g,
+                                   ema_decay=cfg.ema_decay, ema_horizon=cfg.ema_horizon)
+        stats = summarize(grads, gamma_toy.elbo_grad(x, theta))
+        rows.append({"x": x, "theta": theta, "theta_factor": factor, "theta_star": theta_star, "samples": k,
+                     "estimator": est, **stats, "elbo_exact": gamma_toy.elbo(x, theta),
+                     "var_exact": gamma_toy.single_draw_variance(est, x, theta) / k})
+    sgd_rows = []
+    for est in tqdm(gamma_toy.ESTIMATORS, desc="gamma SGD", disable=not progress, leave=False):
+        path = gamma_toy.sgd(est, cfg.sgd_x, cfg.sgd_theta0, steps=cfg.sgd_steps, chains=cfg.sgd_chains,
+                             samples=cfg.sgd_samples, lr=cfg.sgd_lr, generator=generator(seed, "sgd", est),
+                             ema_decay=cfg.ema_decay)
+        steps, chains = np.meshgrid(np.arange(path.shape[0]), np.arange(path.shape[1]), indexing="ij")
+        sgd_rows.append(pd.DataFrame({"estimator": est, "x": cfg.sgd_x, "theta_star": gamma_toy.optimum(cfg.sgd_x),
+                                      "samples": cfg.sgd_samples, "lr": cfg.sgd_lr, "step": steps.ravel(),
+                                      "chain": chains.ravel(), "theta": path.numpy().ravel()}))
+    return pd.DataFrame(rows), pd.concat(sgd_rows, ignore_index=True)
+
+
+# ---- 2. Gaussian toys ---------------------------------------------------------------
+
+
+def run_gaussian(cfg: EstimatorsConfig, seed: int, progress: bool) -> pd.DataFrame:
+    settings = [("k", k, cfg.gauss_sigma) for k in cfg.gauss_ks] + [("sigma", cfg.gauss_k, s) for s in cfg.gauss_sigmas]
+    units = [(fn, sweep, k, s, n, e) for fn in gaussian_toy.FUNCTIONS for sweep, k, s in settings
+             for n in cfg.gauss_samples for e in gaussian_toy.ESTIMATORS]
+    rows = []
+    for fn, sweep, k, sigma, n, est in tqdm(units, desc="gaussian toys", disable=not progress, leave=False):
+        g = generator(seed, "gauss", fn, sweep, k, sigma, n, est)
+        grads = gaussian_toy.estimate(est, fn, cfg.gauss_mu, sigma, k, cfg.gauss_replicates, n, g,
+                                      ema_decay=cfg.ema_decay, ema_horizon=cfg.ema_horizon)
+        exact = gaussian_toy.exact_grad(fn, cfg.gauss_mu, sigma, k)
+        var1 = gaussian_toy.single_draw_variance(est, fn, cfg.gauss_mu, sigma, k)
+        for i, param in enumerate(gaussian_toy.PARAMS):
+            rows.append({"function": fn, "sweep": sweep, "k": k, "mu": cfg.gauss_mu, "sigma": sigma, "samples": n,
+                         "estimator": est, "param": param, **summarize(grads[:, i], exact[i]),
+                         "var_exact": var1[i] / n})
+    return pd.DataFrame(rows)
+
+
+# ---- 3-4. VAE ---------------------------------------------------------------------------
+
+
+def _vae_checkpoints(cfg: EstimatorsConfig, out_dir: Path, seed: int, device: str, progress: bool) -> dict[str, Path]:
+    """``{stage: checkpoint path}``: the given checkpoint(s), else a model trained here."""
+    from vaebench.experiments import beta_vae
+
+    if cfg.checkpoint:
+        path = Path(cfg.checkpoint)
+        if path.is_file():
+            return {"given": path}
+        if not path.is_dir():
+            raise FileNotFoundError(f"checkpoint must be a .pt file or a folder, got {path} (does not exist)")
+        found = {}
+        for stage in VAE_STAGES:
+            for folder in (path, path / f"{beta_vae.PREFIX}_checkpoints"):
+                if (folder / f"{cfg.checkpoint_tag}_{stage}.pt").exists():
+                    found[stage] = folder / f"{cfg.checkpoint_tag}_{stage}.pt"
+                    break
+        if not found:
+            raise FileNotFoundError(f"no {cfg.checkpoint_tag}_<{'|'.join(VAE_STAGES)}>.pt in {path} "
+                                    "or its beta_vae_checkpoints/ (set checkpoint_tag or pass a .pt file)")
+        return found
+
+    train_dir = out_dir / f"{PREFIX}_vae"
+    paths = {s: beta_vae.checkpoint_path(train_dir, cfg.vae_beta, seed, s) for s in VAE_STAGES}
+    if not paths["end"].exists():
+        from vaebench.data.dsprites import load_dsprites
+        from vaebench.models import checkpoint_state
+
+        bcfg = beta_vae.make_config(
+            "quick", arch=cfg.vae_arch, latent_dim=cfg.vae_latent_dim, mlp_hidden=cfg.vae_hidden,
+            betas=(cfg.vae_beta,), num_seeds=1, batch_size=cfg.vae_train_batch, lr=cfg.vae_lr,
+            epochs=cfg.vae_epochs, train_size=cfg.vae_train_size, data_path=cfg.data_path)
+        data = load_dsprites(cfg.data_path)
+        train_idx = np.sort(np.random.default_rng([seed, 1]).permutation(len(data))[: cfg.vae_train_size])
+        model, history = beta_vae.train_unit(bcfg, data, train_idx, cfg.vae_beta, seed, train_dir, device, progress)
+        io.save_torch(paths["end"], checkpoint_state(model, beta=cfg.vae_beta, seed=seed,
+                                                     step=history[-1]["step"], history=history))
+        beta_vae.checkpoint_path(train_dir, cfg.vae_beta, seed, "last").unlink(missing_ok=True)
+    return paths
+
+
+def run_vae(cfg: EstimatorsConfig, out_dir: Path, seed: int, device: str, progress: bool, force: bool) -> None:
+    from vaebench.data.dsprites import load_dsprites
+    from vaebench.estimators.vae_gradients import encoder_gradient_study
+    from vaebench.models import load_vae
+
+    grad_csv, elbo_csv = (out_dir / f for f in PART_FILES["vae"])
+    grad_rows, elbo_rows = [], []
+    if not force and grad_csv.exists() and elbo_csv.exists():
+        grad_rows = pd.read_csv(grad_csv).to_dict("records")
+        elbo_rows = pd.read_csv(elbo_csv).to_dict("records")
+    done = {(r["stage"], int(r["samples"])) for r in grad_rows}
+
+    checkpoints = _vae_checkpoints(cfg, out_dir, seed, device, progress)
+    data = load_dsprites(cfg.data_path)
+    batch_idx = np.sort(np.random.default_rng([seed, 2]).choice(len(data), cfg.vae_batch, replace=False))
+    x = data.batch(batch_idx).to(device)
+    units = [(s, L) for s in checkpoints for L in cfg.vae_samples if (s, L) not in done]
+    bar = tqdm(total=len(units) * cfg.vae_replicates, desc="VAE gradients", disable=not progress, leave=False)
+    for stage, L in units:
+        state = torch.load(checkpoints[stage], map_location="cpu", weights_only=False)
+        model = load_vae(state, map_location=device)
+        t0 = time.perf_counter()
+        stats, values = encoder_gradient_study(model, x, L, cfg.vae_replicates, beta=cfg.vae_beta,
+                                               seed=unit_seed(seed, "vae", stage, L), progress=bar)
+        n_params = sum(p.numel() for p in model.encoder.parameters())
+        common = {"stage": stage, "step": state.get("step", -1), "samples": L, "batch": cfg.vae_batch,
+                  "beta": cfg.vae_beta, "n_params": n_params, "seconds": time.perf_counter() - t0}
+        grad_rows += [{**common, "estimator": e, **s} for e, s in stats.items()]
+        vals = pd.DataFrame(values)
+        for name, column, grad_est in (("L^B", "elbo_lb", "reparam"), ("L^A", "elbo_la", "reparam_la")):
+            v = torch.tensor(vals[column].to_numpy())
+            s = summarize(v)
+            elbo_rows.append({**common, "estimator": name, "elbo_mean": s["mean"], "elbo_var": s["var"],
+                              "elbo_se": s["se"], "grad_total_variance": stats[grad_est]["total_variance"],
+                              "grad_snr": stats[grad_est]["snr"]})
+        # rewrite after every unit: an interrupted run keeps its finished stages
+        io.write_csv(grad_csv, pd.DataFrame(grad_rows))
+        io.write_csv(elbo_csv, pd.DataFrame(elbo_rows))
+    bar.close()
+    if not units and not grad_csv.exists():  # nothing to do but no files: write empty tables
+        io.write_csv(grad_csv, pd.DataFrame(grad_rows))
+        io.write_csv(elbo_csv, pd.DataFrame(elbo_rows))
+
+
+# ---- 5. minibatch ---------------------------------------------------------------------
+
+
+def run_minibatch(cfg: EstimatorsConfig, seed: int, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    g = generator(seed, "minibatch", "data")
+    x, y, w_true = minibatch.synthetic_logistic(cfg.mb_n, cfg.mb_dim, g)
+    w = torch.zeros_like(w_true)  # away from the optimum, so the full gradient is far from 0
+    grads = minibatch.per_example_grads(w, x, y)
+    full = grads.sum(0)
+    rows, coord_rows = [], []
+    units = [(rep, m) for rep in (True, False) for m in cfg.mb_sizes]
+    for replacement, m in tqdm(units, desc="minibatch", disable=not progress, leave=False):
+        idx = minibatch.minibatch_indices(cfg.mb_n, m, cfg.mb_replicates, replacement, generator(seed, "mb", replacement, m))
+        est = minibatch.minibatch_gradients(grads, idx)
+        mean, cov = est.mean(0), torch.cov(est.T)
+        diff = mean - full
+        r = cfg.mb_replicates
+        # Hotelling's T^2 of the mean against the exact full gradient (~ chi^2_P for large R)
+        t2 = (r * diff @ torch.linalg.solve(cov, diff)).item()
+        rows.append({"replacement": replacement, "batch": m, "n": cfg.mb_n, "replicates": r, "params": full.numel(),
+                     "total_var": cov.trace().item(),
+                     "total_var_exact": minibatch.exact_total_variance(grads, m, replacement),
+                     "hotelling_t2": t2, "max_abs_z": (diff / (cov.diagonal() / r).sqrt()).abs().max().item(),
+                     "full_grad_norm": full.norm().item()})
+        se = (cov.diagonal() / r).sqrt()
+        for j in range(full.numel()):
+            coord_rows.append({"replacement": replacement, "batch": m, "coord": j, "mean": mean[j].item(),
+                               "se": se[j].item(), "exact": full[j].item(),
+                               "z": (diff[j] / se[j]).item()})
+    return pd.DataFrame(rows), pd.DataFrame(coord_rows)
+
+
+# ---- run ---------------------------------------------------------------------------------
+
+
+def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "cpu",
+        progress: bool = True, **overrides) -> None:
+    """Runs every part in ``cfg.parts`` into ``out_dir`` (see module doc)."""
+    cfg = make_config(profile, **overrides)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_config_file(out_dir, cfg, seed, force)
+    io.write_json(out_dir / f"{PREFIX}_config.json", {"profile": profile, "seed": seed,
+                                                      "config": dataclasses.asdict(cfg),
+                                                      "provenance": provenance(device=device)})
+    for part in tqdm(cfg.parts, desc="estimators", disable=not progress):
+        files = [out_dir / f for f in PART_FILES[part]]
+        if part == "vae":  # resumes stage by stage itself
+            run_vae(cfg, out_dir, seed, device, progress, force)
+            continue
+        if not force and all(f.exists() for f in files):
+            continue
+        if part == "gamma":
+            tables = run_gamma(cfg, seed, progress)
+        elif part == "gaussian":
+            tables = (run_gaussian(cfg, seed, progress),)
+        else:
+            tables = run_minibatch(cfg, seed, progress)
+        for f, table in zip(files, tables):
+            io.write_csv(f, table)
