@@ -1,0 +1,79 @@
+"""The reparam+KL workloads timed by ``benchmarks/`` and ``python -m vaebench bench``.
+
+Each case is a zero-argument callable doing one forward (or forward+backward)
+pass of one implementation on fixed inputs, so both harnesses time exactly the
+same work:
+
+- ``eager``: plain PyTorch, ``torch.randn_like`` noise then the formulas;
+- ``compile``: ``torch.compile`` of that same function (inductor);
+- ``fused``: ``vaebench.ops.reparam_kl`` (noise made in-kernel, recomputed in backward).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from vaebench.ops import reparam_kl, reparam_kl_eager
+
+IMPLS = ("eager", "compile", "fused")
+MODES = ("forward", "forward_backward")
+
+
+def eager_sample_kl(mu: torch.Tensor, logvar: torch.Tensor):
+    return reparam_kl_eager(mu, logvar, torch.randn_like(mu))
+
+
+_compiled: dict[str, Callable] = {}
+
+
+def _compiled_eager(device: str) -> Callable:
+    # One compiled function per device; shapes specialise inside torch.compile's cache.
+    if device not in _compiled:
+        _compiled[device] = torch.compile(eager_sample_kl, fullgraph=True)
+    return _compiled[device]
+
+
+def make_case(impl: str, mode: str, batch: int, dim: int, device: str = "cpu", dtype=torch.float32, seed: int = 0) -> Callable[[], object]:
+    """A callable running ``impl`` in ``mode`` on fresh [batch, dim] inputs."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.randn(batch, dim, generator=g, dtype=dtype).to(device)
+    logvar = (0.5 * torch.randn(batch, dim, generator=g, dtype=dtype)).to(device)
+    grad_z = torch.randn(batch, dim, generator=g, dtype=dtype).to(device)
+    grad_kl = torch.randn(batch, generator=g, dtype=dtype).to(device)
+    backward = mode == "forward_backward"
+    mu.requires_grad_(backward)
+    logvar.requires_grad_(backward)
+
+    if impl == "fused":
+        fn = lambda: reparam_kl(mu, logvar, seed=1234, offset=0)  # noqa: E731
+    elif impl == "eager":
+        fn = lambda: eager_sample_kl(mu, logvar)  # noqa: E731
+    else:
+        compiled = _compiled_eager(device)
+        fn = lambda: compiled(mu, logvar)  # noqa: E731
+
+    if not backward:
+        def run():
+            with torch.no_grad():
+                return fn()
+        return run
+
+    def run_backward():
+        z, kl = fn()
+        torch.autograd.backward((z, kl), (grad_z, grad_kl))
+        mu.grad = logvar.grad = None
+    return run_backward
+
+
+def bytes_moved(mode: str, batch: int, dim: int, itemsize: int = 4) -> int:
+    """Minimal DRAM traffic of the fused op: forward reads mu, logvar and writes z
+    (+ kl); backward reads grad_z, mu, logvar (+ grad_kl) and writes dmu, dlogvar."""
+    n, rows = batch * dim, batch
+    fwd = (3 * n + rows) * itemsize
+    bwd = (5 * n + rows) * itemsize
+    return fwd + (bwd if mode == "forward_backward" else 0)
