@@ -94,42 +94,39 @@ def _reconstructions(runs, out_dir: Path) -> Path:
     return path
 
 
-def _pca(runs, out_dir: Path) -> Path:
+def _panels(runs, out_dir: Path, name: str, height: float, draw) -> Path:
+    """One panel per (beta, seed) run, ``draw(ax, beta, seed, arrays)`` fills each."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), height), squeeze=False)
     for ax, (beta, seed) in zip(axes[0], runs):
-        a = _arrays(out_dir, beta, seed)
-        for k, name in enumerate(SHAPES):
-            sel = a["pca_shape"] == k
-            ax.scatter(a["pca_points"][sel, 0], a["pca_points"][sel, 1], s=2, alpha=0.5, label=name)
-        ev = a["pca_explained"]
-        ax.set(title=f"beta = {beta:g} (seed {seed})", xlabel=f"PC1 ({ev[0]:.0%})", ylabel=f"PC2 ({ev[1]:.0%})")
-        ax.legend(markerscale=4, fontsize=8)
-    path = out_dir / f"{PREFIX}_pca.png"
+        draw(ax, beta, seed, _arrays(out_dir, beta, seed))
+    path = out_dir / f"{PREFIX}_{name}.png"
     save_figure(fig, path)
     return path
 
 
-def _traversals(runs, out_dir: Path) -> Path:
-    import matplotlib.pyplot as plt
+def _draw_pca(ax, beta, seed, a) -> None:
+    for k, name in enumerate(SHAPES):
+        sel = a["pca_shape"] == k
+        ax.scatter(a["pca_points"][sel, 0], a["pca_points"][sel, 1], s=2, alpha=0.5, label=name)
+    ev = a["pca_explained"]
+    ax.set(title=f"beta = {beta:g} (seed {seed})", xlabel=f"PC1 ({ev[0]:.0%})", ylabel=f"PC2 ({ev[1]:.0%})")
+    ax.legend(markerscale=4, fontsize=8)
 
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 5), squeeze=False)
-    for ax, (beta, seed) in zip(axes[0], runs):
-        a = _arrays(out_dir, beta, seed)
-        t = a["traversals"]  # [D, steps, H, W], rows ordered by KL
-        d, steps, h, w = t.shape
-        grid = t.transpose(0, 2, 1, 3).reshape(d * h, steps * w)
-        ax.imshow(grid, cmap="gray", vmin=0, vmax=255)
-        ax.set_yticks(np.arange(d) * h + h / 2)
-        ax.set_yticklabels([f"z{j} ({kl:.1f})" for j, kl in zip(a["traversal_dims"], a["kl_per_dim"][a["traversal_dims"]])],
-                           fontsize=7)
-        v = a["traversal_values"]
-        ax.set_xticks([w / 2, steps * w - w / 2], [f"{v[0]:g}", f"{v[-1]:g}"])
-        ax.set_title(f"beta = {beta:g}: latent (KL nats)", fontsize=9)
-    path = out_dir / f"{PREFIX}_traversals.png"
-    save_figure(fig, path)
-    return path
+
+def _draw_traversal(ax, beta, seed, a) -> None:
+    t = a["traversals"]  # [D, steps, H, W], rows ordered by KL
+    d, steps, h, w = t.shape
+    t = np.pad(t, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=128)  # grey frame around each image
+    grid = t.transpose(0, 2, 1, 3).reshape(d * (h + 2), steps * (w + 2))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=255)
+    dims = a["traversal_dims"]
+    ax.set_yticks(np.arange(d) * (h + 2) + h / 2 + 1, [f"z{j} ({kl:.1f})" for j, kl in zip(dims, a["kl_per_dim"][dims])],
+                  fontsize=7)
+    v = a["traversal_values"]
+    ax.set_xticks([w / 2 + 1, steps * (w + 2) - w / 2 - 1], [f"{v[0]:g}", f"{v[-1]:g}"])
+    ax.set_title(f"beta = {beta:g} (seed {seed}): latent (KL nats)", fontsize=9)
 
 
 def _mig_bars(mig: pd.DataFrame, out_dir: Path) -> Path:
@@ -154,7 +151,8 @@ def make_figures(out_dir: str | Path) -> list[Path]:
     losses, mig = _read(out_dir, "losses"), _read(out_dir, "mig")
     runs = _first_seeds(mig)
     paths = _loss_curves(losses, out_dir)
-    paths += [_reconstructions(runs, out_dir), _pca(runs, out_dir), _traversals(runs, out_dir), _mig_bars(mig, out_dir)]
+    paths += [_reconstructions(runs, out_dir), _panels(runs, out_dir, "pca", 4, _draw_pca),
+              _panels(runs, out_dir, "traversals", 5, _draw_traversal), _mig_bars(mig, out_dir)]
     return paths
 
 
