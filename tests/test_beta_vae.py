@@ -1,0 +1,135 @@
+"""The beta-VAE experiment: smoke profile end to end, resuming, fused vs eager training steps."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vaebench.experiments import beta_vae as bv
+from vaebench.models import VAE, load_vae
+from vaebench.reports import beta_vae as report
+
+FACTORS = ["shape", "scale", "orientation", "posX", "posY"]
+MIG_COLUMNS = ["beta", "seed", "mig"] + [f"gap_{f}" for f in FACTORS] + ["recon", "kl", "active_dims"]
+
+
+@pytest.fixture(scope="module")
+def smoke_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("beta_vae_smoke")
+    bv.run(out, "smoke", progress=False)
+    return out
+
+
+def test_smoke_csvs_have_the_columns_and_finite_values(smoke_dir):
+    cfg = bv.PROFILES["smoke"]
+    losses = pd.read_csv(smoke_dir / "beta_vae_losses.csv")
+    assert list(losses.columns) == bv.LOSS_COLUMNS
+    assert len(losses) == len(cfg.betas) * cfg.num_seeds * cfg.epochs
+    assert np.isfinite(losses.to_numpy(dtype=float)).all()
+    # total = recon + beta * kl holds per epoch mean, as it does per sample.
+    np.testing.assert_allclose(losses["total"], losses["recon"] + losses["beta"] * losses["kl"], rtol=1e-6)
+
+    mig = pd.read_csv(smoke_dir / "beta_vae_mig.csv")
+    assert set(MIG_COLUMNS) <= set(mig.columns)
+    assert sorted(mig["beta"]) == sorted(cfg.betas)
+    assert np.isfinite(mig[MIG_COLUMNS].to_numpy(dtype=float)).all()
+    assert ((mig["mig"] >= 0) & (mig["mig"] <= 1)).all()
+    assert (mig["kl"] >= 0).all()
+
+
+def test_loss_falls_over_training(smoke_dir):
+    losses = pd.read_csv(smoke_dir / "beta_vae_losses.csv")
+    for _, g in losses.groupby(["beta", "seed"]):
+        g = g.sort_values("epoch")
+        # At init the decoder's logits are ~0: recon ~ 4096 log 2 = 2839 nats per image.
+        assert g["total"].iloc[-1] < 0.95 * g["total"].iloc[0]
+        assert g["recon"].iloc[-1] < 0.95 * 4096 * math.log(2)
+
+
+def test_checkpoints_arrays_and_figures(smoke_dir):
+    for beta in bv.PROFILES["smoke"].betas:
+        states = {s: load_vae(bv.checkpoint_path(smoke_dir, beta, 0, s)) for s in ("init", "mid", "end")}
+        assert not bv.checkpoint_path(smoke_dir, beta, 0, "last").exists()  # removed once finished
+        w = {s: m.encoder[1].weight for s, m in states.items()}
+        assert not torch.equal(w["init"], w["mid"]) and not torch.equal(w["mid"], w["end"])
+        torch.testing.assert_close(bv.load_checkpoint(smoke_dir, beta, 0, "end").encoder[1].weight, w["end"])
+        with np.load(bv.arrays_path(smoke_dir, beta, 0)) as a:
+            assert a["reconstructions"].shape == a["originals"].shape == (8, 64, 64)
+            assert a["pca_points"].shape == (bv.PROFILES["smoke"].pca_points, 2)
+    paths = report.make_figures(smoke_dir)
+    assert len(paths) >= 5 and all(p.exists() and p.stat().st_size > 0 for p in paths)
+    md = report.summary_markdown(smoke_dir)
+    assert "0.1642" in md and "| 8 |" in md
+
+
+def test_second_run_does_not_retrain(smoke_dir, monkeypatch):
+    ends = sorted(smoke_dir.glob("beta_vae_checkpoints/*_end.pt"))
+    before = {p: p.stat().st_mtime_ns for p in ends}
+    csv_before = (smoke_dir / "beta_vae_mig.csv").read_text()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished model was trained again")
+
+    monkeypatch.setattr(bv, "train_step", fail)
+    bv.run(smoke_dir, "smoke", progress=False)
+    assert {p: p.stat().st_mtime_ns for p in ends} == before
+    assert (smoke_dir / "beta_vae_mig.csv").read_text() == csv_before
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    small = dict(betas=(4.0,), epochs=3, train_size=256, eval_size=256, pca_points=64)
+    bv.run(tmp_path / "straight", "smoke", progress=False, **small)
+
+    real_step, calls = bv.train_step, {"n": 0}
+
+    def counting_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:  # epoch 1 (4 steps) is checkpointed; die inside epoch 2
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(bv, "train_step", counting_step)
+    with pytest.raises(KeyboardInterrupt):
+        bv.run(tmp_path / "resumed", "smoke", progress=False, **small)
+    assert bv.checkpoint_path(tmp_path / "resumed", 4.0, 0, "last").exists()
+    calls["n"] = -(10**9)  # no more interruptions
+    bv.run(tmp_path / "resumed", "smoke", progress=False, **small)
+    assert calls["n"] == -(10**9) + 8  # only epochs 2 and 3 were trained
+
+    cols = ["total", "recon", "kl"]
+    a = pd.read_csv(tmp_path / "straight" / "beta_vae_losses.csv")
+    b = pd.read_csv(tmp_path / "resumed" / "beta_vae_losses.csv")
+    np.testing.assert_allclose(b[cols], a[cols], rtol=1e-6)
+    a, b = (pd.read_csv(tmp_path / d / "beta_vae_mig.csv") for d in ("straight", "resumed"))
+    np.testing.assert_allclose(b[["mig", "recon", "kl"]], a[["mig", "recon", "kl"]], rtol=1e-5)
+
+
+def test_fused_and_eager_training_steps_agree():
+    from vaebench.data.dsprites import DSprites
+
+    x = torch.as_tensor(DSprites().batch(np.arange(0, 737_280, 737_280 // 32)[:32]))
+    torch.manual_seed(0)
+    models = {impl: VAE(arch="mlp", latent_dim=6, mlp_hidden=64) for impl in ("fused", "eager")}
+    models["eager"].load_state_dict(models["fused"].state_dict())
+    opts = {impl: torch.optim.Adam(m.parameters(), lr=1e-3) for impl, m in models.items()}
+    offsets = {impl: 0 for impl in models}
+    for _ in range(3):
+        terms = {}
+        for impl in models:
+            terms[impl], offsets[impl] = bv.train_step(models[impl], opts[impl], x, 4.0, impl=impl, seed=7,
+                                                      offset=offsets[impl])
+        torch.testing.assert_close(terms["fused"].loss, terms["eager"].loss, rtol=1e-5, atol=1e-3)
+        torch.testing.assert_close(terms["fused"].kl, terms["eager"].kl, rtol=1e-5, atol=1e-5)
+        for pf, pe in zip(models["fused"].parameters(), models["eager"].parameters()):
+            torch.testing.assert_close(pf.grad, pe.grad, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(pf, pe, rtol=1e-5, atol=1e-6)
+    assert offsets["fused"] == offsets["eager"] == 3 * 32 * 6  # B*D per step: noise never reused
+
+
+def test_unknown_override_and_bad_profile_raise(tmp_path):
+    with pytest.raises(ValueError, match="unknown config override.*learning_rate"):
+        bv.run(tmp_path, "smoke", learning_rate=0.1)
+    with pytest.raises(ValueError, match="profile must be one of"):
+        bv.make_config("huge")
+    assert bv.make_config("smoke", betas="1,2", epochs="2").betas == (1.0, 2.0)
