@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "vaebench/sprites.h"
 
@@ -29,12 +28,10 @@ void check_render_inputs(const at::Tensor& shape, const at::Tensor& pose, int64_
               width);
 }
 
-// Renders sprite i into `row_bits` rows of `out` (one byte per pixel, or
-// MSB-first bits when packed).
-void render_one(int shape, const double* p, int64_t height, int64_t width, bool packed, uint8_t* out,
-                uint8_t* row) {
-  const int64_t row_bytes = packed ? (width + 7) / 8 : width;
-  std::memset(out, 0, static_cast<size_t>(height * row_bytes));
+// Calls on(row, col) for every pixel of the sprite's bounding box whose centre
+// lies inside the sprite `shape` at pose p = (cx, cy, size, angle).
+template <typename On>
+void for_each_sprite_pixel(int shape, const double* p, int64_t height, int64_t width, const On& on) {
   const double cx = p[0], cy = p[1], size = p[2], angle = p[3];
   const double c = std::cos(angle), s = std::sin(angle), inv = 1.0 / size;
   const double reach = size * kSpriteRadius;
@@ -44,32 +41,20 @@ void render_one(int shape, const double* p, int64_t height, int64_t width, bool 
   const int64_t y1 = std::min<int64_t>(height - 1, static_cast<int64_t>(std::ceil(cy + reach - 0.5)));
   for (int64_t r = y0; r <= y1; ++r) {
     const double dy = cy - (static_cast<double>(r) + 0.5);  // y up
-    uint8_t* dst = out + r * row_bytes;
-    if (packed) std::memset(row, 0, static_cast<size_t>(width));
     for (int64_t col = x0; col <= x1; ++col) {
       const double dx = (static_cast<double>(col) + 0.5) - cx;
       // Rotate the pixel by -angle into the sprite's frame.
-      const double u = (c * dx + s * dy) * inv;
-      const double v = (c * dy - s * dx) * inv;
-      const uint8_t on = sprite_inside(shape, u, v) ? 1 : 0;
-      if (packed) row[col] = on; else dst[col] = on;
-    }
-    if (packed) {
-      for (int64_t b = x0 / 8; b <= x1 / 8; ++b) {
-        uint8_t byte = 0;
-        for (int k = 0; k < 8; ++k) {
-          const int64_t col = b * 8 + k;
-          byte = static_cast<uint8_t>(byte << 1 | (col < width ? row[col] : 0));
-        }
-        dst[b] = byte;
-      }
+      if (sprite_inside(shape, (c * dx + s * dy) * inv, (c * dy - s * dx) * inv)) on(r, col);
     }
   }
 }
 
 at::Tensor render_sprites_cpu(const at::Tensor& shape_in, const at::Tensor& pose_in, int64_t height, int64_t width,
-                              bool packed) {
+                              bool packed, at::ScalarType dtype) {
   check_render_inputs(shape_in, pose_in, height, width);
+  TORCH_CHECK(dtype == at::kByte || dtype == at::kFloat, "render_sprites: dtype must be uint8 or float32, got ",
+              dtype);
+  TORCH_CHECK(!packed || dtype == at::kByte, "render_sprites: packed output is uint8, got dtype ", dtype);
   const at::Tensor shape = shape_in.contiguous();
   const at::Tensor pose = pose_in.contiguous();
   const int64_t n = shape.size(0);
@@ -82,14 +67,31 @@ at::Tensor render_sprites_cpu(const at::Tensor& shape_in, const at::Tensor& pose
                     std::isfinite(ps[4 * i + 2]) && ps[4 * i + 2] > 0,
                 "render_sprites: pose[", i, "] must be finite with size > 0");
   }
-  const int64_t row_bytes = packed ? (width + 7) / 8 : width;
-  at::Tensor out = at::empty({n, height, row_bytes}, shape.options().dtype(at::kByte));
-  uint8_t* o = out.mutable_data_ptr<uint8_t>();
-  at::parallel_for(0, n, 64, [&](int64_t i0, int64_t i1) {
-    std::vector<uint8_t> row(static_cast<size_t>(width));
+  const int64_t row_len = packed ? (width + 7) / 8 : width;
+  at::Tensor out = at::empty({n, height, row_len}, shape.options().dtype(dtype));
+  const int64_t plane = height * row_len;
+  uint8_t* base = static_cast<uint8_t*>(out.data_ptr());
+  const int64_t plane_bytes = plane * out.element_size();
+  // Images are independent. A grain of 1024 (a few ms of work) keeps training
+  // batches on the calling thread: waking the pool costs more on a busy machine.
+  at::parallel_for(0, n, 1024, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-      render_one(static_cast<int>(sh[i]), ps + 4 * i, height, width, packed, o + i * height * row_bytes,
-                 row.data());
+      const int shp = static_cast<int>(sh[i]);
+      // Zeroed here, per image, rather than by a separate parallel fill: only the sprite's pixels are written.
+      std::memset(base + i * plane_bytes, 0, static_cast<size_t>(plane_bytes));
+      if (packed) {
+        uint8_t* o = base + i * plane_bytes;  // MSB-first, as np.packbits
+        for_each_sprite_pixel(shp, ps + 4 * i, height, width, [&](int64_t r, int64_t col) {
+          o[r * row_len + col / 8] |= static_cast<uint8_t>(0x80u >> (col % 8));
+        });
+      } else if (dtype == at::kByte) {
+        uint8_t* o = base + i * plane_bytes;
+        for_each_sprite_pixel(shp, ps + 4 * i, height, width, [&](int64_t r, int64_t col) { o[r * width + col] = 1; });
+      } else {
+        float* o = reinterpret_cast<float*>(base + i * plane_bytes);
+        for_each_sprite_pixel(shp, ps + 4 * i, height, width,
+                              [&](int64_t r, int64_t col) { o[r * width + col] = 1.0f; });
+      }
     }
   });
   return out;
@@ -98,7 +100,7 @@ at::Tensor render_sprites_cpu(const at::Tensor& shape_in, const at::Tensor& pose
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(vaebench, m) {
-  m.def("render_sprites(Tensor shape, Tensor pose, int height, int width, bool packed) -> Tensor");
+  m.def("render_sprites(Tensor shape, Tensor pose, int height, int width, bool packed, ScalarType dtype) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(vaebench, CPU, m) { m.impl("render_sprites", &render_sprites_cpu); }

@@ -52,6 +52,7 @@ OFFICIAL_FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 ENV_VAR = "VAEBENCH_DSPRITES"
 IMAGE_SIZE = 64
 RENDER_CACHE_VERSION = 1  # bump when the renderer's geometry changes
+_NUMPY_DTYPES = {torch.uint8: np.uint8, torch.float32: np.float32}
 _CHUNK = 16384  # images per streamed / rendered chunk (64 MB unpacked)
 
 
@@ -75,20 +76,18 @@ class DSprites:
         self._packed: np.ndarray | None = None  # [N, 64, 8] uint8 bit-packed images, or None to render
         if path is None:
             self.source = "renderer"
-            self.factor_sizes = FACTOR_SIZES
-            self.factor_values = FACTOR_VALUES
-            if cache is not None:
-                self._packed = _render_cache(self, Path(cache))
+            self.factor_sizes, self.factor_values = FACTOR_SIZES, FACTOR_VALUES
         else:
             if cache is not None:
                 raise ValueError("DSprites: cache applies to the renderer only (path must be None), got a path too")
             self.source = str(path)
-            sizes, values, self._packed = _read_official(Path(path), expect_official)
-            self.factor_sizes, self.factor_values = sizes, values
+            self.factor_sizes, self.factor_values, self._packed = _read_official(Path(path), expect_official)
         self.factor_names = FACTOR_NAMES
         self._bases = np.array([math.prod(self.factor_sizes[k + 1:]) for k in range(len(self.factor_sizes))])
         # Factors that vary (color is constant): the ones MIG scores.
         self.mig_factor_indices = tuple(k for k, s in enumerate(self.factor_sizes) if s > 1)
+        if cache is not None:
+            self._packed = _render_cache(self, Path(cache))
 
     def __len__(self) -> int:
         return math.prod(self.factor_sizes)
@@ -157,13 +156,14 @@ class DSprites:
 
     # --- images ---------------------------------------------------------------------------------
 
-    def _images_tensor(self, indices) -> torch.Tensor:
+    def _images_tensor(self, indices, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
         idx = self._check_indices(indices)
         if self._packed is not None:
-            return torch.from_numpy(np.unpackbits(self._packed[idx], axis=-1))
+            # NumPy converts single-threaded: cheaper than a torch pass that wakes the thread pool.
+            return torch.from_numpy(np.unpackbits(self._packed[idx], axis=-1).astype(_NUMPY_DTYPES[dtype], copy=False))
         c = self.index_to_factors(idx)
         v = self.factor_values
-        return _render.render(c[:, 1], v[2][c[:, 2]], v[3][c[:, 3]], v[4][c[:, 4]], v[5][c[:, 5]])
+        return _render.render(c[:, 1], v[2][c[:, 2]], v[3][c[:, 3]], v[4][c[:, 4]], v[5][c[:, 5]], dtype=dtype)
 
     def images(self, indices) -> np.ndarray:
         """uint8 images ``[n, 64, 64]`` with values 0/1."""
@@ -172,10 +172,8 @@ class DSprites:
     def batch(self, indices, device: torch.device | str | None = None) -> torch.Tensor:
         """float32 images ``[n, 1, 64, 64]`` in {0, 1}, ready for a model: the fast
         path for training loops that draw index batches themselves."""
-        x = self._images_tensor(indices)
-        if device is not None:
-            x = x.to(device, non_blocking=True)
-        return x.unsqueeze(1).to(torch.float32)
+        x = self._images_tensor(indices, torch.float32).unsqueeze(1)
+        return x if device is None else x.to(device, non_blocking=True)
 
     def packed_chunks(self, chunk: int = _CHUNK) -> Iterator[tuple[int, np.ndarray]]:
         """Yields ``(start, bit-packed images [m, 64, 8])`` over the whole grid."""
@@ -266,19 +264,16 @@ def _open_member(zf: zipfile.ZipFile, path: Path, name: str):
     return zf.open(name + ".npy")
 
 
-def _read_header(f, path: Path, name: str) -> tuple[tuple[int, ...], np.dtype]:
+def _read_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
     version = np.lib.format.read_magic(f)
     reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran, dtype = reader(f)
-    if fortran:
-        raise DSpritesFileError(f"dSprites file {path}: '{name}' is stored in Fortran order; expected C order")
-    return shape, dtype
+    return reader(f)
 
 
 def _read_small(zf, path: Path, name: str, dtype, width: int) -> np.ndarray:
     """A 2-D latents member, checked for dtype and width."""
     with _member_errors(path, name), _open_member(zf, path, name) as f:
-        shape, dt = _read_header(f, path, name)
+        shape, fortran, dt = _read_header(f)
         if dt != np.dtype(dtype) or len(shape) != 2 or shape[1] != width:
             raise DSpritesFileError(f"dSprites file {path}: '{name}' must be {np.dtype(dtype)} [N, {width}], "
                                     f"got {dt} {list(shape)}")
@@ -286,7 +281,7 @@ def _read_small(zf, path: Path, name: str, dtype, width: int) -> np.ndarray:
         buf = f.read(nbytes)
         if len(buf) != nbytes:
             raise DSpritesFileError(f"dSprites file {path}: '{name}' is truncated ({len(buf)} of {nbytes} bytes)")
-        return np.frombuffer(buf, dtype=dt).reshape(shape)
+        return np.frombuffer(buf, dtype=dt).reshape(shape, order="F" if fortran else "C")
 
 
 def _check_grid(path: Path, classes: np.ndarray, values: np.ndarray,
@@ -330,9 +325,11 @@ def _read_images(zf, path: Path, n: int) -> np.ndarray:
     """Streams ``imgs`` chunk by chunk into bit-packed ``[n, 64, 8]``, checking 0/1 values."""
     name = "imgs"
     with _member_errors(path, name), _open_member(zf, path, name) as f:
-        shape, dt = _read_header(f, path, name)
+        shape, fortran, dt = _read_header(f)
         if dt != np.uint8 or len(shape) != 3 or shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
             raise DSpritesFileError(f"dSprites file {path}: 'imgs' must be uint8 [N, 64, 64], got {dt} {list(shape)}")
+        if fortran:  # images are streamed row by row, which needs C order
+            raise DSpritesFileError(f"dSprites file {path}: 'imgs' is stored in Fortran order; expected C order")
         if shape[0] != n:
             raise DSpritesFileError(f"dSprites file {path}: 'imgs' has {shape[0]} rows but the latents have {n}")
         packed = np.empty((n, IMAGE_SIZE, IMAGE_SIZE // 8), np.uint8)

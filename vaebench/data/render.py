@@ -69,7 +69,8 @@ def _broadcast(shape, scale, orientation, pos_x, pos_y) -> tuple[np.ndarray, np.
     return shape.astype(np.int64), pose
 
 
-def render(shape, scale, orientation, pos_x, pos_y, *, packed: bool = False) -> torch.Tensor:
+def render(shape, scale, orientation, pos_x, pos_y, *, packed: bool = False,
+           dtype: torch.dtype = torch.uint8) -> torch.Tensor:
     """Renders one sprite per row of the (broadcast) factor values.
 
     Args:
@@ -77,11 +78,13 @@ def render(shape, scale, orientation, pos_x, pos_y, *, packed: bool = False) -> 
         scale, orientation, pos_x, pos_y: factor values (scale in (0, 1],
             orientation in radians, positions in [0, 1]).
         packed: return MSB-first bit-packed rows (``np.packbits`` layout).
+        dtype: ``torch.uint8``, or ``torch.float32`` to feed a model without a
+            conversion pass (not with ``packed``).
     Returns:
-        uint8 tensor ``[n, 64, 64]`` of 0/1, or ``[n, 64, 8]`` when packed.
+        ``[n, 64, 64]`` of 0/1 in ``dtype``, or uint8 ``[n, 64, 8]`` when packed.
     """
     ids, pose = _broadcast(shape, scale, orientation, pos_x, pos_y)
-    return torch.ops.vaebench.render_sprites(torch.from_numpy(ids), torch.from_numpy(pose), FRAME, FRAME, packed)
+    return torch.ops.vaebench.render_sprites(torch.from_numpy(ids), torch.from_numpy(pose), FRAME, FRAME, packed, dtype)
 
 
 def inside_reference(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
