@@ -114,6 +114,15 @@ def test_compiled_renderer_matches_numpy_reference(data):
     np.testing.assert_array_equal(packed, np.packbits(ref, axis=-1))
 
 
+def test_renderer_rejects_bad_input():
+    with pytest.raises(ValueError, match="shape must hold integer ids"):
+        R.render([3], 1.0, 0.0, 0.5, 0.5)
+    with pytest.raises(RuntimeError, match=r"pose\[0\] must be finite with size > 0"):
+        R.render([0], 0.0, 0.0, 0.5, 0.5)
+    with pytest.raises(RuntimeError, match="packed output is uint8"):
+        R.render([0], 1.0, 0.0, 0.5, 0.5, packed=True, dtype=torch.float32)
+
+
 def test_heart_curve_extent():
     def x_extent(y):
         f = lambda x: (x * x + y * y - 1) ** 3 - x * x * y**3  # noqa: E731
