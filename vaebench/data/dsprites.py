@@ -203,8 +203,7 @@ class DSpritesTorch(torch.utils.data.Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int):
-        x, c = self.__getitems__([i])[0]
-        return x, c
+        return self.__getitems__([i])[0]
 
     def __getitems__(self, items) -> list:
         # DataLoader calls this with a whole batch: one render call, not n.
