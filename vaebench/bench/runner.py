@@ -1,0 +1,141 @@
+"""``python -m vaebench bench``: kernel vs eager speed, side by side in one run.
+
+Writes ``bench.csv`` with one row per (op, impl, device, mode, size):
+median and IQR of the wall time, the speedup against the baseline
+implementation of the same row group (``eager`` for reparam+KL, the per-pair
+scikit-learn ``reference`` for MIG), and the fraction of the measured copy
+bandwidth the fused kernel reaches (bytes it must move / time / bandwidth).
+The bandwidth itself is in ``bench_bandwidth.csv``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from vaebench.bench import reparam_cases
+from vaebench.bench.timing import copy_bandwidth, time_call
+from vaebench.utils import io
+from vaebench.utils.provenance import device_description, provenance
+
+COLUMNS = ["op", "impl", "device", "mode", "batch", "dim", "n", "factors", "median_ms", "iqr_ms", "repeats",
+           "speedup_vs_baseline", "bytes", "fraction_of_floor"]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    # (B, D) of the reparam+KL sweep: from a small VAE batch to a large one.
+    reparam_sizes: tuple = ((256, 10), (4096, 32), (16384, 64), (65536, 128))
+    # N of the MIG sweep (D latents x K factors fixed, as for dSprites: D=10, K=5).
+    mig_sizes: tuple = (10_000, 100_000, 737_280)
+    mig_dim: int = 10
+    mig_factors: int = 5
+    # The per-pair scikit-learn reference is slow; it is timed up to this N.
+    mig_reference_max_n: int = 737_280
+    repeats: int = 7
+    reparam_impls: tuple = reparam_cases.IMPLS
+    mig_impls: tuple = ("reference", "vectorized", "fused")
+
+
+PROFILES = {
+    "smoke": BenchConfig(reparam_sizes=((256, 10), (2048, 32)), mig_sizes=(2_000, 20_000), repeats=3,
+                         reparam_impls=("eager", "fused")),
+    "quick": BenchConfig(),
+    "paper": BenchConfig(reparam_sizes=((256, 10), (1024, 10), (4096, 32), (16384, 64), (65536, 128), (262144, 128)),
+                         repeats=15),
+}
+
+
+def _devices(device: str) -> list[str]:
+    if device == "all":
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    return [device]
+
+
+def _bench_reparam(cfg: BenchConfig, device: str, bandwidth: float, bar) -> list[dict]:
+    rows = []
+    for mode in reparam_cases.MODES:
+        for batch, dim in cfg.reparam_sizes:
+            group = []
+            for impl in cfg.reparam_impls:
+                case = reparam_cases.make_case(impl, mode, batch, dim, device=device)
+                t = time_call(case, device=device, warmup=2, repeats=cfg.repeats)
+                nbytes = reparam_cases.bytes_moved(mode, batch, dim)
+                group.append(dict(op="reparam_kl", impl=impl, device=device, mode=mode, batch=batch, dim=dim,
+                                  n=batch * dim, factors=np.nan, median_ms=1e3 * t.median_s, iqr_ms=1e3 * t.iqr_s,
+                                  repeats=t.repeats, bytes=nbytes, fraction_of_floor=nbytes / t.median_s / bandwidth))
+                bar.update()
+            _speedups(group, "eager")
+            rows += group
+    return rows
+
+
+def _mig_inputs(n: int, d: int, k: int, device: str):
+    g = torch.Generator().manual_seed(n)
+    factors = torch.randint(0, 32, (n, k), generator=g)
+    latents = factors[:, torch.arange(d) % k].float() + 0.5 * torch.randn(n, d, generator=g)
+    return latents.to(device), factors.to(device)
+
+
+def _bench_mig(cfg: BenchConfig, device: str, bandwidth: float, bar) -> list[dict]:
+    from vaebench.metrics import mig, mig_reference, mig_vectorized
+
+    fns = {"reference": mig_reference, "vectorized": mig_vectorized, "fused": mig}
+    rows = []
+    for n in cfg.mig_sizes:
+        latents, factors = _mig_inputs(n, cfg.mig_dim, cfg.mig_factors, device)
+        group = []
+        for impl in cfg.mig_impls:
+            if impl == "reference" and n > cfg.mig_reference_max_n:
+                bar.update()
+                continue
+            fn = fns[impl]
+            t = time_call(lambda: fn(latents, factors), device=device, warmup=1 if impl != "reference" else 0,
+                          repeats=cfg.repeats if impl != "reference" else 3)
+            # The fused pass reads the latents (float32) and factors (int64) once.
+            nbytes = n * (4 * cfg.mig_dim + 8 * cfg.mig_factors)
+            group.append(dict(op="mig", impl=impl, device=device, mode="score", batch=n, dim=cfg.mig_dim, n=n,
+                              factors=cfg.mig_factors, median_ms=1e3 * t.median_s, iqr_ms=1e3 * t.iqr_s,
+                              repeats=t.repeats, bytes=nbytes, fraction_of_floor=nbytes / t.median_s / bandwidth))
+            bar.update()
+        _speedups(group, "reference")
+        rows += group
+    return rows
+
+
+def _speedups(group: list[dict], baseline: str) -> None:
+    base = next((r["median_ms"] for r in group if r["impl"] == baseline), np.nan)
+    for r in group:
+        r["speedup_vs_baseline"] = base / r["median_ms"]
+
+
+def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "all",
+        progress: bool = True, **overrides) -> None:
+    """Runs the speed comparison into ``out_dir/bench.csv`` (skipped if present, unless ``force``)."""
+    if profile not in PROFILES:
+        raise ValueError(f"bench: profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    if overrides:
+        raise ValueError(f"bench: unknown settings {sorted(overrides)}")
+    out_dir = Path(out_dir)
+    if (out_dir / "bench.csv").exists() and not force:
+        return
+    cfg = PROFILES[profile]
+    torch.manual_seed(seed)
+    rows, bw_rows = [], []
+    devices = _devices(device)
+    total = len(devices) * (len(reparam_cases.MODES) * len(cfg.reparam_sizes) * len(cfg.reparam_impls)
+                            + len(cfg.mig_sizes) * len(cfg.mig_impls))
+    with tqdm(total=total, desc="bench", unit="case", disable=not progress) as bar:
+        for dev in devices:
+            bandwidth = copy_bandwidth(dev)
+            bw_rows.append(dict(device=dev, description=device_description(dev), copy_bandwidth_GBps=bandwidth / 1e9,
+                                torch_threads=torch.get_num_threads()))
+            rows += _bench_reparam(cfg, dev, bandwidth, bar)
+            rows += _bench_mig(cfg, dev, bandwidth, bar)
+    io.write_csv(out_dir / "bench_bandwidth.csv", pd.DataFrame(bw_rows))
+    io.write_json(out_dir / "bench_config.json", dict(profile=profile, config=cfg.__dict__, provenance=provenance()))
+    io.write_csv(out_dir / "bench.csv", pd.DataFrame(rows, columns=COLUMNS))

@@ -1,0 +1,151 @@
+"""The command line: ``python -m vaebench {run,bench,figures}``."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+# Parts of `run all`, in order: name -> module exposing PROFILES and run(out_dir, profile, ...).
+PARTS = {
+    "bench": "vaebench.bench.runner",
+    "beta-vae": "vaebench.experiments.beta_vae",
+    "estimators": "vaebench.experiments.estimators",
+}
+PROFILE_NAMES = ("smoke", "quick", "paper")
+
+
+def _parse_set(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.replace("-", "_")] = value
+    return out
+
+
+def _device(arg: str) -> str:
+    import torch
+
+    if arg == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if arg.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {arg}: torch sees no CUDA device")
+    return arg
+
+
+def _part_overrides(module, profile: str, args) -> dict:
+    """--data / --impl / --set, passed to a part only where its config has the field."""
+    fields = {f.name for f in dataclasses.fields(module.PROFILES[profile])}
+    wanted = dict(_parse_set(args.set))
+    if getattr(args, "data", None):
+        wanted["data_path"] = args.data
+    if getattr(args, "impl", None):
+        wanted["impl"] = args.impl
+    return {k: v for k, v in wanted.items() if k in fields}
+
+
+def _write_run_json(out_dir: Path, args, parts: list[str], started: float, finished: dict) -> None:
+    from vaebench.utils import io
+    from vaebench.utils.provenance import provenance
+
+    io.write_json(out_dir / "run.json", provenance(
+        command="python -m vaebench " + " ".join(sys.argv[1:]), profile=args.profile, seed=args.seed,
+        parts=parts, finished_parts=finished, wall_seconds=round(time.time() - started, 1),
+        force=args.force))
+
+
+def cmd_run(args) -> int:
+    from vaebench.reports import report
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = list(PARTS) if args.what == "all" else [args.what]
+    modules = {name: importlib.import_module(PARTS[name]) for name in parts}
+    known = {f.name for m in modules.values() for f in dataclasses.fields(m.PROFILES[args.profile])}
+    unused = set(_parse_set(args.set)) - known
+    if unused:
+        raise SystemExit(f"--set: no part of this run has the setting(s) {sorted(unused)}")
+    started, finished = time.time(), {}
+    for name, module in modules.items():
+        overrides = _part_overrides(module, args.profile, args) if name != "bench" else {}
+        print(f"[vaebench] {name} ({args.profile}) -> {out_dir}", flush=True)
+        t0 = time.time()
+        # The benchmark times every device present unless one is named.
+        device = ("all" if args.device == "auto" else args.device) if name == "bench" else _device(args.device)
+        module.run(out_dir, args.profile, seed=args.seed, force=args.force, device=device,
+                   progress=not args.no_progress, **overrides)
+        finished[name] = round(time.time() - t0, 1)
+        _write_run_json(out_dir, args, parts, started, finished)
+    figures = report.make_figures(out_dir)
+    path = report.write_report(out_dir)
+    print(f"[vaebench] wrote {len(figures)} figures and {path}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    args.what, args.set, args.data, args.impl = "bench", [], None, None
+    return cmd_run(args)
+
+
+def cmd_figures(args) -> int:
+    from vaebench.reports import report
+
+    out_dir = Path(args.dir)
+    if not out_dir.is_dir():
+        raise SystemExit(f"figures: {out_dir} is not a directory")
+    figures = report.make_figures(out_dir)
+    path = report.write_report(out_dir)
+    print(f"[vaebench] rebuilt {len(figures)} figures and {path} from the CSVs in {out_dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="python -m vaebench", formatter_class=fmt,
+        description="vaebench: rerun beta-VAE/MIG and gradient-estimator experiments on fused kernels; "
+                    "compare kernel vs eager speed; rebuild figures and REPORT.md from CSVs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, out_default="results", device_default="auto"):
+        p.add_argument("--profile", choices=PROFILE_NAMES, default="quick",
+                       help="smoke: seconds (CI); quick: ~10 min per experiment on a 2-core CPU; paper: full size, for a GPU")
+        p.add_argument("--out", default=out_default, help="results folder (CSVs, figures, REPORT.md, run.json)")
+        p.add_argument("--seed", type=int, default=0, help="base seed of every part")
+        p.add_argument("--force", action="store_true", help="redo finished parts instead of resuming")
+        p.add_argument("--device", default=device_default, help="cpu, cuda, or auto (cuda when available)")
+        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    run = sub.add_parser("run", formatter_class=fmt, help="run experiments (all = bench + beta-vae + estimators)",
+                         description="Runs experiments into --out, resuming finished parts, then writes figures and REPORT.md.")
+    run.add_argument("what", choices=["all", *PARTS], help="which part(s) to run")
+    common(run)
+    run.add_argument("--data", default=None,
+                     help="official dSprites .npz (default: $VAEBENCH_DSPRITES, else the built-in renderer)")
+    run.add_argument("--impl", choices=["fused", "eager"], default=None,
+                     help="reparameterization + KL implementation in training (default: the profile's, fused)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config field of the profile, e.g. --set epochs=5 (repeatable)")
+    run.set_defaults(func=cmd_run)
+
+    bench = sub.add_parser("bench", formatter_class=fmt, help="kernel vs eager vs torch.compile speed",
+                           description="Times reparam+KL (eager, torch.compile, fused) and MIG (scikit-learn per pair, "
+                                       "vectorised, fused) side by side, plus the copy-bandwidth floor; writes bench.csv.")
+    common(bench, device_default="all")
+    bench.set_defaults(func=cmd_bench)
+
+    figures = sub.add_parser("figures", formatter_class=fmt, help="rebuild figures and REPORT.md from CSVs",
+                             description="Regenerates every figure and REPORT.md of a results folder from its CSVs alone.")
+    figures.add_argument("dir", nargs="?", default="results", help="results folder")
+    figures.set_defaults(func=cmd_figures)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,52 @@
+"""``REPORT.md`` of a results folder: provenance, then each part's section, all from files."""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+from vaebench.utils import io
+
+# Report modules in the order their sections appear; each exposes make_figures and summary_markdown.
+SECTIONS = ("vaebench.reports.bench", "vaebench.reports.beta_vae", "vaebench.reports.estimators")
+
+
+def _modules():
+    return [importlib.import_module(name) for name in SECTIONS]
+
+
+def make_figures(out_dir) -> list[Path]:
+    """Regenerates every figure of ``out_dir`` from its CSVs (parts that did not run are skipped)."""
+    paths = []
+    for mod in _modules():
+        paths += mod.make_figures(out_dir)
+    return paths
+
+
+def _provenance_lines(out_dir: Path) -> list[str]:
+    path = out_dir / "run.json"
+    if not path.exists():
+        return []
+    run = json.loads(path.read_text())
+    keys = ["command", "profile", "seed", "date", "git_commit", "device", "torch", "python", "wall_seconds"]
+    lines = ["| | |", "|---|---|"] + [f"| {k} | `{run[k]}` |" for k in keys if k in run]
+    return ["## Provenance", "", *lines, ""]
+
+
+def write_report(out_dir) -> Path:
+    out_dir = Path(out_dir)
+    parts = [
+        "# vaebench report",
+        "",
+        "Every number below is read from the CSVs in this folder (`python -m vaebench figures` rebuilds the figures "
+        "and this report from them). The documents' numbers come from `REFERENCE.md` of the project.",
+        "",
+        *_provenance_lines(out_dir),
+    ]
+    for mod in _modules():
+        section = mod.summary_markdown(out_dir)
+        if section:
+            parts += [section.rstrip(), ""]
+    path = out_dir / "REPORT.md"
+    io.write_text(path, "\n".join(parts) + "\n")
+    return path
