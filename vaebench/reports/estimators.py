@@ -11,7 +11,8 @@ from vaebench.utils.io import save_figure
 COLORS = {"score": "tab:red", "score_baseline": "tab:orange", "reparam": "tab:blue", "reparam_la": "tab:cyan",
           "L^A": "tab:cyan", "L^B": "tab:blue"}
 LABELS = {"score": "score function", "score_baseline": "score function + baseline",
-          "reparam": "reparameterization (L^B)", "reparam_la": "reparameterization (L^A)"}
+          "reparam": "reparameterization", "reparam_la": "reparameterization (L^A)"}
+VAE_LABELS = {**LABELS, "reparam": "reparameterization (L^B)"}
 
 
 def _read(out_dir: Path, name: str) -> pd.DataFrame | None:
@@ -119,8 +120,8 @@ def _vae_figures(out_dir: Path) -> list[Path]:
         for j, stage in enumerate(stages):
             for est, g in df[df.stage == stage].groupby("estimator"):
                 g = g.sort_values("samples")
-                axes[0][j].loglog(g.samples, g.total_variance, "o-", color=COLORS[est], label=LABELS[est])
-                axes[1][j].semilogx(g.samples, g.snr, "o-", color=COLORS[est], label=LABELS[est])
+                axes[0][j].loglog(g.samples, g.total_variance, "o-", color=COLORS[est], label=VAE_LABELS[est])
+                axes[1][j].semilogx(g.samples, g.snr, "o-", color=COLORS[est], label=VAE_LABELS[est])
             axes[0][j].set_title(f"{stage} (step {int(df[df.stage == stage].step.iloc[0])})", fontsize=9)
             axes[0][j].set_ylabel("trace Cov of encoder gradient")
             axes[1][j].set_ylabel("SNR = ||E g|| / sqrt(tr Cov)")
