@@ -1,0 +1,4 @@
+"""Disentanglement metrics."""
+from vaebench.metrics.mig import MIGResult, mig, mig_reference, mig_vectorized
+
+__all__ = ["MIGResult", "mig", "mig_reference", "mig_vectorized"]
