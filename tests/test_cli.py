@@ -1,0 +1,68 @@
+"""The command line end to end on the smoke profile."""
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from vaebench.cli import build_parser, main
+
+CSVS = ["bench.csv", "beta_vae_losses.csv", "beta_vae_mig.csv", "estimators_gamma.csv", "estimators_gaussian.csv",
+        "estimators_vae_grad.csv", "estimators_vae_elbo.csv", "estimators_minibatch.csv"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_all")
+    assert main(["run", "all", "--profile", "smoke", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_run_all_writes_tables_figures_report_and_provenance(smoke_run):
+    for name in CSVS:
+        frame = pd.read_csv(smoke_run / name)
+        assert len(frame) > 0, name
+    bench = pd.read_csv(smoke_run / "bench.csv")
+    assert set(bench.op) == {"reparam_kl", "mig"} and (bench.median_ms > 0).all()
+    assert {"eager", "fused"} <= set(bench.impl) and {"reference", "vectorized", "fused"} <= set(bench.impl)
+    assert len(list(smoke_run.glob("*.png"))) >= 10
+    report = (smoke_run / "REPORT.md").read_text()
+    for heading in ("## Provenance", "## Speed", "## beta-VAE", "## Gradient estimators"):
+        assert heading in report
+    run = json.loads((smoke_run / "run.json").read_text())
+    for key in ("command", "profile", "seed", "torch", "device", "git_commit", "date", "wall_seconds"):
+        assert key in run
+    assert run["profile"] == "smoke" and set(run["finished_parts"]) == {"bench", "beta-vae", "estimators"}
+
+
+def test_figures_rebuilds_the_same_files_from_csvs(smoke_run):
+    before = {p.name for p in smoke_run.glob("*.png")} | {"REPORT.md"}
+    for p in smoke_run.glob("*.png"):
+        p.unlink()
+    (smoke_run / "REPORT.md").unlink()
+    assert main(["figures", str(smoke_run)]) == 0
+    assert {p.name for p in smoke_run.glob("*.png")} | {"REPORT.md"} == before
+    assert (smoke_run / "REPORT.md").exists()
+
+
+def test_second_run_reuses_finished_work(smoke_run):
+    watched = [smoke_run / n for n in ("bench.csv", "beta_vae_mig.csv", "estimators_gamma.csv")]
+    watched += sorted((smoke_run / "beta_vae_checkpoints").glob("*_end.pt"))
+    stamps = {p: p.stat().st_mtime_ns for p in watched}
+    assert main(["run", "all", "--profile", "smoke", "--out", str(smoke_run), "--no-progress"]) == 0
+    for p in [smoke_run / "bench.csv", smoke_run / "estimators_gamma.csv"] + watched[3:]:
+        assert p.stat().st_mtime_ns == stamps[p], f"{p.name} was redone"
+
+
+def test_help_lists_commands_and_defaults():
+    out = subprocess.run([sys.executable, "-m", "vaebench", "--help"], capture_output=True, text=True, check=True).stdout
+    for word in ("run", "bench", "figures"):
+        assert word in out
+    run_help = build_parser().parse_args(["run", "all"])
+    assert run_help.profile == "quick" and run_help.out == "results"
+
+
+def test_bad_set_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no part of this run has the setting"):
+        main(["run", "beta-vae", "--profile", "smoke", "--out", str(tmp_path), "--set", "no_such_field=1"])
