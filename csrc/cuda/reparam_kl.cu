@@ -47,10 +47,11 @@ inline unsigned grid_for(int64_t work) {
   return static_cast<unsigned>(blocks < 65535 * 8 ? (blocks > 0 ? blocks : 1) : 65535 * 8);
 }
 
-template <typename S>
-__global__ void z_kernel(const S* __restrict__ mu, const S* __restrict__ logvar, S* __restrict__ z,
-                         int64_t n, PhiloxKey key, uint64_t offset, BlockRange range) {
-  using A = typename AccOf<S>::type;
+// Calls f(i, eps_i) for every element i in [0, n), one thread per Philox block
+// (grid-stride), eps_i being the normal at stream position offset + i.
+template <typename F>
+__device__ __forceinline__ void for_each_noise_element(int64_t n, PhiloxKey key, uint64_t offset,
+                                                       BlockRange range, const F& f) {
   for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b < range.count;
        b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const uint64_t block = range.first + static_cast<uint64_t>(b);
@@ -58,11 +59,18 @@ __global__ void z_kernel(const S* __restrict__ mu, const S* __restrict__ logvar,
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int64_t i = static_cast<int64_t>(4 * block + j - offset);
-      if (i >= 0 && i < n) {
-        z[i] = from_acc<S>(::vaebench::reparam_kl_forward<A>(to_acc(mu[i]), to_acc(logvar[i]), lane(eps, j)).z);
-      }
+      if (i >= 0 && i < n) f(i, lane(eps, j));
     }
   }
+}
+
+template <typename S>
+__global__ void z_kernel(const S* __restrict__ mu, const S* __restrict__ logvar, S* __restrict__ z,
+                         int64_t n, PhiloxKey key, uint64_t offset, BlockRange range) {
+  using A = typename AccOf<S>::type;
+  for_each_noise_element(n, key, offset, range, [&](int64_t i, float eps) {
+    z[i] = from_acc<S>(::vaebench::reparam_kl_forward<A>(to_acc(mu[i]), to_acc(logvar[i]), eps).z);
+  });
 }
 
 // One warp per row; lanes stride over the columns, then a shuffle reduction
@@ -91,35 +99,17 @@ __global__ void backward_kernel(const S* __restrict__ gz, const S* __restrict__ 
                                 S* __restrict__ dmu, S* __restrict__ dlogvar, int64_t n, int64_t cols,
                                 PhiloxKey key, uint64_t offset, BlockRange range) {
   using A = typename AccOf<S>::type;
-  for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b < range.count;
-       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint64_t block = range.first + static_cast<uint64_t>(b);
-    const F32x4 eps = normal_block(block, key);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int64_t i = static_cast<int64_t>(4 * block + j - offset);
-      if (i >= 0 && i < n) {
-        const auto g = ::vaebench::reparam_kl_backward<A>(to_acc(gz[i]), to_acc(gk[i / cols]), to_acc(mu[i]),
-                                              to_acc(logvar[i]), lane(eps, j));
-        dmu[i] = from_acc<S>(g.dmu);
-        dlogvar[i] = from_acc<S>(g.dlogvar);
-      }
-    }
-  }
+  for_each_noise_element(n, key, offset, range, [&](int64_t i, float eps) {
+    const auto g = ::vaebench::reparam_kl_backward<A>(to_acc(gz[i]), to_acc(gk[i / cols]), to_acc(mu[i]),
+                                                      to_acc(logvar[i]), eps);
+    dmu[i] = from_acc<S>(g.dmu);
+    dlogvar[i] = from_acc<S>(g.dlogvar);
+  });
 }
 
 __global__ void normal_kernel(float* __restrict__ out, int64_t n, PhiloxKey key, uint64_t offset,
                               BlockRange range) {
-  for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b < range.count;
-       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint64_t block = range.first + static_cast<uint64_t>(b);
-    const F32x4 eps = normal_block(block, key);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int64_t i = static_cast<int64_t>(4 * block + j - offset);
-      if (i >= 0 && i < n) out[i] = lane(eps, j);
-    }
-  }
+  for_each_noise_element(n, key, offset, range, [&](int64_t i, float eps) { out[i] = eps; });
 }
 
 template <typename S>
