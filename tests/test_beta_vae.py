@@ -133,3 +133,8 @@ def test_unknown_override_and_bad_profile_raise(tmp_path):
     with pytest.raises(ValueError, match="profile must be one of"):
         bv.make_config("huge")
     assert bv.make_config("smoke", betas="1,2", epochs="2").betas == (1.0, 2.0)
+
+
+def test_results_of_another_config_are_not_mixed(smoke_dir):
+    with pytest.raises(ValueError, match="another config.*epochs"):
+        bv.run(smoke_dir, "smoke", progress=False, epochs=4)
