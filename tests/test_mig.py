@@ -34,7 +34,10 @@ def numpy_counts(latents, factors, num_bins, num_classes):
 def op_counts(latents, factors, num_bins, num_classes, device="cpu"):
     lat = torch.as_tensor(latents, device=device)
     fac = torch.as_tensor(factors, device=device)
-    return torch.ops.vaebench.mig_histogram(lat, fac, num_bins, num_classes).cpu().numpy()
+    counts, lo, hi = torch.ops.vaebench.mig_histogram(lat, fac, num_bins, num_classes)
+    x = lat.double().cpu()
+    assert torch.equal(lo.cpu(), x.amin(0)) and torch.equal(hi.cpu(), x.amax(0))
+    return counts.cpu().numpy()
 
 
 def adversarial_latents(rng, n=3000, degenerate=True):

@@ -54,10 +54,9 @@ def _as_tensor(name: str, a) -> torch.Tensor:
     raise TypeError(f"mig: {name} must be a numpy array or torch tensor, got {type(a).__name__}")
 
 
-def _check_inputs(latents, factors, num_bins) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+def _check_inputs(latents, factors, num_bins) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Validated ``latents`` [N, D] (floating), ``factors`` [N, K] (int64, on
-    latents' device), the number of classes C (every class id is < C) and
-    numpy's bin edges ``[D, num_bins]`` (float64, CPU)."""
+    latents' device) and the number of classes C (every class id is < C)."""
     if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 2:
         raise ValueError(f"mig: num_bins must be an integer >= 2, got {num_bins!r}")
     lat, fac = _as_tensor("latents", latents), _as_tensor("factors", factors)
@@ -78,11 +77,9 @@ def _check_inputs(latents, factors, num_bins) -> tuple[torch.Tensor, torch.Tenso
     if not lat.is_floating_point():
         lat = lat.double()
     # min and max propagate NaN and show inf: a cheap all-finite test; count only on failure
-    lo, hi = torch.aminmax(lat, dim=0)
-    if not (torch.isfinite(lo).all().item() and torch.isfinite(hi).all().item()):
+    if not all(torch.isfinite(t).item() for t in torch.aminmax(lat)):
         bad = (~torch.isfinite(lat)).sum().item()
         raise ValueError(f"mig: latents must be finite, found {bad} NaN or inf values")
-    edges = _numpy_edges(lo.double().cpu(), hi.double().cpu(), int(num_bins))
     fac = fac.to(lat.device)
     if fac.dtype == torch.bool or fac.is_complex():
         raise TypeError(f"mig: factors must hold integer class ids, got dtype {fac.dtype}")
@@ -101,12 +98,13 @@ def _check_inputs(latents, factors, num_bins) -> tuple[torch.Tensor, torch.Tenso
     if num_classes > _MAX_DENSE_CLASSES:
         fac = torch.stack([torch.unique(col, return_inverse=True)[1] for col in fac.T], dim=1)
         num_classes = int(fac.max().item()) + 1
-    return lat, fac, num_classes, edges
+    return lat, fac, num_classes
 
 
 def _numpy_edges(lo: torch.Tensor, hi: torch.Tensor, num_bins: int) -> torch.Tensor:
-    """``np.histogram(x, num_bins)[1][:-1]`` of every column from its min and max,
-    [D, num_bins] float64; raises where np.histogram would (edges not distinct).
+    """``np.histogram(x, num_bins)[1][:-1]`` of every column from its min and max
+    ([D] each), [D, num_bins] float64 on CPU; raises where np.histogram would
+    (edges not distinct).
     Scalar linspace per column: numpy's vectorised linspace switches every
     column to its denormal branch when one column needs it."""
     rows = []
@@ -182,21 +180,23 @@ def mig(latents, factors, *, num_bins: int = 20) -> MIGResult:
     fused op ``torch.ops.vaebench.mig_histogram`` on the latents' device (CPU
     when this build has no CUDA kernels); the MI from them in float64 on CPU.
     """
-    lat, fac, num_classes, _ = _check_inputs(latents, factors, num_bins)
+    lat, fac, num_classes = _check_inputs(latents, factors, num_bins)
     if lat.is_cuda and not torch._C._dispatch_has_kernel_for_dispatch_key("vaebench::mig_histogram", "CUDA"):
         log.warning("mig: this vaebench build has no CUDA kernels; counting on the CPU")
         lat, fac = lat.cpu(), fac.cpu()
-    counts = torch.ops.vaebench.mig_histogram(lat, fac, int(num_bins), num_classes)
+    counts, lo, hi = torch.ops.vaebench.mig_histogram(lat, fac, int(num_bins), num_classes)
+    _numpy_edges(lo.cpu(), hi.cpu(), int(num_bins))  # raises where np.histogram would
     return _result_from_counts(counts.cpu().numpy())
 
 
 def mig_vectorized(latents, factors, *, num_bins: int = 20) -> MIGResult:
     """The same MIG with plain torch ops (searchsorted + bincount), no custom kernel.
     Runs on the latents' device."""
-    lat, fac, num_classes, edges = _check_inputs(latents, factors, num_bins)
+    lat, fac, num_classes = _check_inputs(latents, factors, num_bins)
     n, d = lat.shape
     k = fac.shape[1]
-    edges = edges.to(lat.device)
+    lo, hi = torch.aminmax(lat.double(), dim=0)
+    edges = _numpy_edges(lo.cpu(), hi.cpu(), int(num_bins)).to(lat.device)
     # searchsorted(right=True) counts the edges <= x: np.digitize's index, 1..num_bins
     bins = torch.searchsorted(edges, lat.double().T.contiguous(), right=True) - 1  # [D, N]
     table = num_bins * num_classes
@@ -216,7 +216,8 @@ def mig_reference(latents, factors, *, num_bins: int = 20) -> MIGResult:
     and one ``sklearn.metrics.mutual_info_score`` call per (latent, factor) pair."""
     from sklearn.metrics import mutual_info_score
 
-    lat, fac, _, _ = _check_inputs(latents, factors, num_bins)
+    lat, fac, _ = _check_inputs(latents, factors, num_bins)
+    _numpy_edges(*torch.aminmax(lat.double().cpu(), dim=0), int(num_bins))  # np.histogram's refusal, our words
     lat = lat.cpu().double().numpy()
     fac = fac.cpu().numpy()
     d, k = lat.shape[1], fac.shape[1]
@@ -234,5 +235,7 @@ def mig_reference(latents, factors, *, num_bins: int = 20) -> MIGResult:
 @torch.library.register_fake("vaebench::mig_histogram")
 def _mig_histogram_fake(latents, factors, num_bins, num_classes):
     torch._check(latents.dim() == 2 and factors.dim() == 2, lambda: "mig_histogram: latents and factors must be 2-D")
-    return latents.new_empty((latents.shape[1], factors.shape[1], num_bins, num_classes), dtype=torch.int64)
+    d, k = latents.shape[1], factors.shape[1]
+    counts = latents.new_empty((d, k, num_bins, num_classes), dtype=torch.int64)
+    return counts, latents.new_empty((d,), dtype=torch.float64), latents.new_empty((d,), dtype=torch.float64)
 
