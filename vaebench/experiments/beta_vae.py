@@ -11,7 +11,7 @@ For every (beta, seed) ``run`` trains one model, evaluates it, and writes (under
   PCA points and their shapes, traversal images), so figures never need the models.
 - ``beta_vae_config.json``: the config and ``provenance()``.
 - ``beta_vae_checkpoints/beta<b>_seed<s>_<stage>.pt`` (``checkpoint_path``), stages:
-  ``init`` (before the first step), ``mid`` (after ``total_steps // 2`` steps), ``end`` (trained,
+  ``init`` (before the first step), ``mid`` (after ``max(1, total_steps // 2)`` steps), ``end`` (trained,
   with its history and evaluation), and ``last`` (the resume point, saved every epoch and
   deleted once ``end`` exists). Each loads with ``vaebench.models.load_vae(path)``.
 
@@ -209,7 +209,7 @@ def train_unit(cfg: BetaVAEConfig, data, train_idx: np.ndarray, beta: float, see
             terms, offset = train_step(model, optimizer, x, beta, impl=cfg.impl, seed=noise_seed, offset=offset)
             sums += torch.stack([terms.loss.detach(), terms.recon.detach().mean(), terms.kl.detach().mean()]).double().cpu()
             step = epoch * steps_per_epoch + i + 1
-            if step == total_steps // 2:
+            if step == max(1, total_steps // 2):
                 io.save_torch(checkpoint_path(out_dir, beta, seed, "mid"),
                               checkpoint_state(model, beta=beta, seed=seed, step=step))
             bar.update(1)
