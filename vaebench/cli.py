@@ -72,7 +72,7 @@ def cmd_run(args) -> int:
         raise SystemExit(f"--set: no part of this run has the setting(s) {sorted(unused)}")
     started, finished = time.time(), {}
     for name, module in modules.items():
-        overrides = _part_overrides(module, args.profile, args) if name != "bench" else {}
+        overrides = _part_overrides(module, args.profile, args)
         print(f"[vaebench] {name} ({args.profile}) -> {out_dir}", flush=True)
         t0 = time.time()
         # The benchmark times every device present unless one is named.
@@ -88,7 +88,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    args.what, args.set, args.data, args.impl = "bench", [], None, None
+    args.what, args.data, args.impl = "bench", None, None
     return cmd_run(args)
 
 
@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true", help="redo finished parts instead of resuming")
         p.add_argument("--device", default=device_default, help="cpu, cuda, or auto (cuda when available)")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field of the profile, e.g. --set epochs=5 (repeatable)")
 
     run = sub.add_parser("run", formatter_class=fmt, help="run experiments (all = bench + beta-vae + estimators)",
                          description="Runs experiments into --out, resuming finished parts, then writes figures and REPORT.md.")
@@ -129,8 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="official dSprites .npz (default: $VAEBENCH_DSPRITES, else the built-in renderer)")
     run.add_argument("--impl", choices=["fused", "eager"], default=None,
                      help="reparameterization + KL implementation in training (default: the profile's, fused)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config field of the profile, e.g. --set epochs=5 (repeatable)")
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("bench", formatter_class=fmt, help="kernel vs eager vs torch.compile speed",

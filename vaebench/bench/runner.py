@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from vaebench.bench import reparam_cases
 from vaebench.bench.timing import copy_bandwidth, time_call
+from vaebench.experiments.config import config_from_profile
 from vaebench.utils import io
 from vaebench.utils.provenance import device_description, provenance
 
@@ -116,14 +117,10 @@ def _speedups(group: list[dict], baseline: str) -> None:
 def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "all",
         progress: bool = True, **overrides) -> None:
     """Runs the speed comparison into ``out_dir/bench.csv`` (skipped if present, unless ``force``)."""
-    if profile not in PROFILES:
-        raise ValueError(f"bench: profile must be one of {sorted(PROFILES)}, got {profile!r}")
-    if overrides:
-        raise ValueError(f"bench: unknown settings {sorted(overrides)}")
+    cfg = config_from_profile("bench", PROFILES, profile, overrides)
     out_dir = Path(out_dir)
     if (out_dir / "bench.csv").exists() and not force:
         return
-    cfg = PROFILES[profile]
     torch.manual_seed(seed)
     rows, bw_rows = [], []
     devices = _devices(device)

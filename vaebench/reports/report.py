@@ -15,11 +15,19 @@ def _modules():
     return [importlib.import_module(name) for name in SECTIONS]
 
 
+def _run_part(fn, out_dir, empty):
+    # A part that has not run into this folder (its CSVs are absent) has no figures or section.
+    try:
+        return fn(out_dir)
+    except FileNotFoundError:
+        return empty
+
+
 def make_figures(out_dir) -> list[Path]:
     """Regenerates every figure of ``out_dir`` from its CSVs (parts that did not run are skipped)."""
     paths = []
     for mod in _modules():
-        paths += mod.make_figures(out_dir)
+        paths += _run_part(mod.make_figures, out_dir, [])
     return paths
 
 
@@ -44,7 +52,7 @@ def write_report(out_dir) -> Path:
         *_provenance_lines(out_dir),
     ]
     for mod in _modules():
-        section = mod.summary_markdown(out_dir)
+        section = _run_part(mod.summary_markdown, out_dir, "")
         if section:
             parts += [section.rstrip(), ""]
     path = out_dir / "REPORT.md"
