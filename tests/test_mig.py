@@ -90,6 +90,19 @@ def test_op_counts_match_numpy_on_edges_and_corner_columns():
         np.testing.assert_array_equal(op_counts(x, f, bins, 10), numpy_counts(x, f, bins, 10))
 
 
+def test_op_counts_with_several_private_histograms():
+    """Enough rows for one private histogram per thread (then summed)."""
+    rng = np.random.default_rng(11)
+    x = adversarial_latents(rng, n=60000)
+    f = random_factors(rng, len(x))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)  # chunks follow the thread count; 3 even on a 1-core runner
+    try:
+        np.testing.assert_array_equal(op_counts(x, f, 20, 10), numpy_counts(x, f, 20, 10))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_op_counts_float32_are_binned_as_the_float64_upcast():
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(4000, 5)) * [1, 10, 1e-3, 1e4, 1]).astype(np.float32)

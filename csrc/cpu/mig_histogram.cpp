@@ -24,11 +24,17 @@ namespace {
 // Private counts are 32-bit (half the cache footprint); a chunk never holds
 // more rows than that can count.
 constexpr int64_t kMaxChunkRows = int64_t{1} << 31;
+// Element operations below which a second thread costs more than it saves
+// (waking it, and waiting for it on a busy machine).
+constexpr int64_t kMinChunkWork = int64_t{1} << 18;
 
+// Splits n rows of `row_work` operations each into one chunk per thread, fewer
+// for small inputs.
 struct RowChunks {
   int64_t count, rows;
-  RowChunks(int64_t n, int64_t max_rows) {
-    count = std::max<int64_t>(std::min<int64_t>(at::get_num_threads(), n), (n + max_rows - 1) / max_rows);
+  RowChunks(int64_t n, int64_t row_work, int64_t max_rows) {
+    const int64_t by_work = std::max<int64_t>(1, n * row_work / kMinChunkWork);
+    count = std::max<int64_t>(std::min<int64_t>(at::get_num_threads(), by_work), (n + max_rows - 1) / max_rows);
     rows = (n + count - 1) / count;
   }
 };
@@ -36,7 +42,7 @@ struct RowChunks {
 // Per-column min and max as float64 [D] tensors; false if any value is NaN or inf.
 template <typename scalar_t>
 bool column_ranges(const scalar_t* x, int64_t N, int64_t D, double* lo, double* hi) {
-  const RowChunks chunks(N, N);
+  const RowChunks chunks(N, D, N);
   std::vector<scalar_t> los(static_cast<size_t>(chunks.count * D)), his(los.size());
   std::vector<char> finite(static_cast<size_t>(chunks.count), 1);
   at::parallel_for(0, chunks.count, 1, [&](int64_t c0, int64_t c1) {
@@ -119,7 +125,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> mig_histogram_cpu(const at::Tenso
     specs[d] = make_bin_spec(first.const_data_ptr<double>()[d], last.const_data_ptr<double>()[d],
                              static_cast<int32_t>(num_bins));
   // Chunks are indexed, not tied to thread ids, so nested or concurrent calls stay safe.
-  const RowChunks chunks(N, kMaxChunkRows);
+  const RowChunks chunks(N, D * (K + 1), kMaxChunkRows);
   const int64_t total = counts.numel();
   std::vector<std::vector<uint32_t>> hists(static_cast<size_t>(chunks.count));
   std::vector<char> in_range(static_cast<size_t>(chunks.count), 1);
@@ -140,7 +146,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> mig_histogram_cpu(const at::Tenso
   }
 
   int64_t* out = counts.mutable_data_ptr<int64_t>();
-  at::parallel_for(0, total, 1 << 14, [&](int64_t i0, int64_t i1) {
+  at::parallel_for(0, total, kMinChunkWork / chunks.count, [&](int64_t i0, int64_t i1) {
     for (const auto& h : hists)
       for (int64_t i = i0; i < i1; ++i) out[i] += h[i];
   });
