@@ -7,6 +7,11 @@ import pandas as pd
 
 from vaebench.utils.io import save_figure
 
+# One sentence per figure, for REPORT.md ({device} is each benchmarked device).
+CAPTIONS = {
+    "bench_{device}.png": "Time per call against problem size on log-log axes (top) and speedup over the baseline "
+                          "(bottom: eager PyTorch for reparam+KL, scikit-learn per pair for MIG), one line per implementation.",
+}
 MARKERS = {"eager": "o", "compile": "s", "fused": "^", "reference": "o", "vectorized": "s"}
 
 
@@ -83,6 +88,4 @@ def summary_markdown(out_dir) -> str:
             for r in mg.sort_values(["n", "impl"]).itertuples():
                 lines.append(f"| {r.n} | {r.impl} | {r.median_ms:.1f} | {r.speedup_vs_baseline:.1f}x |")
             lines.append("")
-    lines.append(f"Figure `bench_<device>.png`: time vs size (log-log, top) and speedup over the baseline (bottom) "
-                 f"for each implementation.")
     return "\n".join(lines) + "\n"

@@ -17,6 +17,17 @@ PREFIX = "beta_vae"
 DOCUMENT = {1.0: {"mig": 0.1642, "recon": 18, "kl": 28},
             4.0: {"mig": 0.1529, "recon": 40, "kl": 15},
             8.0: {"mig": 0.1988, "recon": 75, "kl": 18}}
+# One sentence per figure, for REPORT.md.
+CAPTIONS = {
+    "beta_vae_loss_curves.png": "Loss per sample over training, one panel per beta, split into total, reconstruction (BCE) "
+                                "and KL, mean over seeds (the document's fig 2 and 4).",
+    "beta_vae_loss_comparison.png": "The same curves overlaid across beta: higher beta buys a smaller KL with a worse reconstruction.",
+    "beta_vae_reconstructions.png": "8 random originals (top row) over their reconstructions, one row per beta (fig 3 and 5).",
+    "beta_vae_pca.png": "PCA of 5,000 latent means to 2-D coloured by shape, one panel per beta (fig 6).",
+    "beta_vae_traversals.png": "Latent traversals, one panel per beta: each row varies one latent dimension from -2.5 to "
+                               "2.5 with the others fixed, rows sorted by the dimension's KL (in nats, in brackets).",
+    "beta_vae_mig.png": "MIG per beta (mean and spread over seeds) beside the document's single-run values.",
+}
 SHAPES = ("square", "ellipse", "heart")  # dSprites shape classes 0, 1, 2
 
 

@@ -28,6 +28,22 @@ def loglog_slope(x, y) -> float:
     return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
+# One sentence per figure, for REPORT.md.
+CAPTIONS = {
+    "estimators_gamma_variance.png": "Gamma toy: variance of each gradient estimator against the number of samples K "
+                                     "(log-log), measured (solid) and exact (dashed), away from and at the optimum.",
+    "estimators_gamma_sgd.png": "Gamma toy: SGD trajectories of theta from the same start with each estimator; the "
+                                "dotted line is the exact optimum x + 1.",
+    "estimators_gaussian_sigma.png": "Gaussian toys: single-sample estimator variance as sigma varies, for each test function.",
+    "estimators_gaussian_k.png": "Gaussian toys: single-sample estimator variance as the test function's frequency/scale k varies.",
+    "estimators_vae_grad.png": "VAE encoder gradient: total variance against the number of samples L, per estimator, "
+                               "at initialisation, mid-training and the end.",
+    "estimators_vae_elbo.png": "L^A vs L^B on the same model and minibatch: variance of the ELBO estimate and of its gradient.",
+    "estimators_minibatch.png": "Minibatch gradient of a logistic regression: left, variance of the N/M-scaled estimator "
+                                "against M (log-log) beside the exact law, with and without replacement; right, Hotelling's "
+                                "T^2 of its mean against the full-data gradient (about 6 when unbiased).",
+}
+
 # ---- figures ----------------------------------------------------------------------------
 
 

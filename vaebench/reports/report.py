@@ -41,6 +41,15 @@ def _provenance_lines(out_dir: Path) -> list[str]:
     return ["## Provenance", "", *lines, ""]
 
 
+def _figure_lines(out_dir: Path, captions: dict[str, str]) -> list[str]:
+    """The section's figures that exist in ``out_dir``, each shown with its one-sentence caption."""
+    lines = []
+    for pattern, caption in captions.items():
+        for path in sorted(out_dir.glob(pattern.replace("{device}", "*"))):
+            lines += [f"**{path.name}**: {caption}", "", f"![{path.stem}]({path.name})", ""]
+    return lines
+
+
 def write_report(out_dir) -> Path:
     out_dir = Path(out_dir)
     parts = [
@@ -54,7 +63,7 @@ def write_report(out_dir) -> Path:
     for mod in _modules():
         section = _run_part(mod.summary_markdown, out_dir, "")
         if section:
-            parts += [section.rstrip(), ""]
+            parts += [section.rstrip(), "", *_figure_lines(out_dir, mod.CAPTIONS)]
     path = out_dir / "REPORT.md"
     io.write_text(path, "\n".join(parts) + "\n")
     return path
