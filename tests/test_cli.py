@@ -53,6 +53,8 @@ def test_second_run_reuses_finished_work(smoke_run):
     assert main(["run", "all", "--profile", "smoke", "--out", str(smoke_run), "--no-progress"]) == 0
     for p in [smoke_run / "bench.csv", smoke_run / "estimators_gamma.csv"] + watched[3:]:
         assert p.stat().st_mtime_ns == stamps[p], f"{p.name} was redone"
+    history = json.loads((smoke_run / "run.json").read_text())["history"]
+    assert len(history) == 2 and all(set(h["finished_parts"]) == {"bench", "beta-vae", "estimators"} for h in history)
 
 
 def test_help_lists_commands_and_defaults():

@@ -50,13 +50,23 @@ def _part_overrides(module, profile: str, args) -> dict:
 
 
 def _write_run_json(out_dir: Path, args, parts: list[str], started: float, finished: dict) -> None:
+    """run.json: the provenance of the latest invocation, plus a ``history`` of every
+    invocation into this folder (a resumed or partly forced run keeps the earlier records)."""
     from vaebench.utils import io
     from vaebench.utils.provenance import provenance
 
-    io.write_json(out_dir / "run.json", provenance(
-        command="python -m vaebench " + " ".join(sys.argv[1:]), profile=args.profile, seed=args.seed,
-        parts=parts, finished_parts=finished, wall_seconds=round(time.time() - started, 1),
-        force=args.force))
+    path = out_dir / "run.json"
+    history = json.loads(path.read_text()).get("history", []) if path.exists() else []
+    info = provenance(command="python -m vaebench " + " ".join(sys.argv[1:]), profile=args.profile, seed=args.seed,
+                      parts=parts, finished_parts=finished, wall_seconds=round(time.time() - started, 1),
+                      force=args.force)
+    record = {k: info[k] for k in ("command", "date", "git_commit", "finished_parts", "wall_seconds")}
+    started_iso = getattr(args, "_started_iso", None)
+    if history and history[-1].get("started") == started_iso:
+        history[-1] = {**record, "started": started_iso}  # same invocation, one more part finished
+    else:
+        history.append({**record, "started": started_iso})
+    io.write_json(path, {**info, "history": history})
 
 
 def cmd_run(args) -> int:
@@ -71,6 +81,7 @@ def cmd_run(args) -> int:
     if unused:
         raise SystemExit(f"--set: no part of this run has the setting(s) {sorted(unused)}")
     started, finished = time.time(), {}
+    args._started_iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
     for name, module in modules.items():
         overrides = _part_overrides(module, args.profile, args)
         print(f"[vaebench] {name} ({args.profile}) -> {out_dir}", flush=True)

@@ -10,6 +10,7 @@
 
 #include "vaebench/philox.h"
 #include "vaebench/reparam_kl.h"
+#include "huge_pages.h"
 #include "reparam_kl_checks.h"  // csrc/
 
 namespace vaebench {
@@ -118,6 +119,7 @@ std::tuple<at::Tensor, at::Tensor> reparam_kl_cpu(const at::Tensor& mu_in,
   at::Tensor z = at::empty_like(mu);
   at::Tensor kl = at::empty({rows}, mu.options());
   if (rows == 0) return {z, kl};
+  advise_huge_pages(z);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, mu.scalar_type(), "reparam_kl_cpu", [&] {
     forward_kernel<scalar_t>(mu.const_data_ptr<scalar_t>(), logvar.const_data_ptr<scalar_t>(),
                              z.mutable_data_ptr<scalar_t>(), kl.mutable_data_ptr<scalar_t>(), rows,
@@ -140,6 +142,8 @@ std::tuple<at::Tensor, at::Tensor> reparam_kl_backward_cpu(
   at::Tensor dmu = at::empty_like(mu);
   at::Tensor dlogvar = at::empty_like(mu);
   if (rows == 0) return {dmu, dlogvar};
+  advise_huge_pages(dmu);
+  advise_huge_pages(dlogvar);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, mu.scalar_type(), "reparam_kl_backward_cpu", [&] {
     backward_kernel<scalar_t>(gz.const_data_ptr<scalar_t>(), gk.const_data_ptr<scalar_t>(),
                               mu.const_data_ptr<scalar_t>(), logvar.const_data_ptr<scalar_t>(),
@@ -154,6 +158,7 @@ void philox_normal_cpu(const at::Tensor& out, int64_t seed, int64_t offset) {
   check_philox_out(out, offset);
   const int64_t n = out.numel();
   if (n == 0) return;
+  advise_huge_pages(out);
   float* dst = out.mutable_data_ptr<float>();
   const PhiloxKey key = philox_key(static_cast<uint64_t>(seed));
   at::parallel_for(0, n, kTileElems, [&](int64_t i0, int64_t i1) {

@@ -38,6 +38,10 @@ def _provenance_lines(out_dir: Path) -> list[str]:
     run = json.loads(path.read_text())
     keys = ["command", "profile", "seed", "date", "git_commit", "device", "torch", "python", "wall_seconds"]
     lines = ["| | |", "|---|---|"] + [f"| {k} | `{run[k]}` |" for k in keys if k in run]
+    history = [f"- {h['started']}: `{h['command']}` at `{h['git_commit']}`, finished {h['finished_parts']}"
+               for h in run.get("history", [])]
+    if len(history) > 1:
+        lines += ["", "Invocations into this folder (finished parts are kept, not redone):", "", *history]
     return ["## Provenance", "", *lines, ""]
 
 
