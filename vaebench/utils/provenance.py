@@ -8,12 +8,17 @@ import subprocess
 import sys
 
 
+# What produces results: a change here (not in results/ or docs) makes a checkout "dirty".
+SOURCE_PATHS = ("csrc", "vaebench", "setup.py", "pyproject.toml")
+
+
 def git_commit(root: str | None = None) -> str:
-    """The checkout's commit (with ``+dirty`` if it has local changes), or 'unknown'."""
+    """The checkout's commit (with ``+dirty`` if its sources have local changes), or 'unknown'."""
     root = root or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS],
+                               cwd=root, capture_output=True, text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
