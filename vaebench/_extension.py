@@ -23,7 +23,7 @@ def _jit_build() -> None:
     from torch.utils.cpp_extension import load
 
     sources = _build.cpu_sources()
-    digest = hashlib.sha1()
+    digest = hashlib.sha1(" ".join(_build.cxx_flags()).encode())  # flags change the binary too
     for path in sources + sorted(_headers()):
         with open(path, "rb") as f:
             digest.update(f.read())
