@@ -68,3 +68,10 @@ def test_help_lists_commands_and_defaults():
 def test_bad_set_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no part of this run has the setting"):
         main(["run", "beta-vae", "--profile", "smoke", "--out", str(tmp_path), "--set", "no_such_field=1"])
+
+
+def test_bad_input_is_one_clear_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "beta-vae", "--profile", "smoke", "--out", str(tmp_path), "--data", str(tmp_path / "missing.npz")])
+    assert e.value.code == 2
+    assert "vaebench: error: dSprites file not found" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -158,5 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        # Bad settings or inputs: one clear line, not a traceback (VAEBENCH_DEBUG=1 shows it).
+        if os.environ.get("VAEBENCH_DEBUG"):
+            raise
+        parser.exit(2, f"vaebench: error: {e}\n")
