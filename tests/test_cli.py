@@ -62,7 +62,7 @@ def test_help_lists_commands_and_defaults():
     for word in ("run", "bench", "figures"):
         assert word in out
     run_help = build_parser().parse_args(["run", "all"])
-    assert run_help.profile == "quick" and run_help.out == "results"
+    assert run_help.profile == "quick" and run_help.out is None  # -> runs/quick
 
 
 def test_bad_set_is_a_clear_error(tmp_path):

@@ -73,7 +73,7 @@ def _write_run_json(out_dir: Path, args, parts: list[str], started: float, finis
 def cmd_run(args) -> int:
     from vaebench.reports import report
 
-    out_dir = Path(args.out)
+    out_dir = Path(args.out or f"runs/{args.profile}")
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = list(PARTS) if args.what == "all" else [args.what]
     modules = {name: importlib.import_module(PARTS[name]) for name in parts}
@@ -124,10 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "compare kernel vs eager speed; rebuild figures and REPORT.md from CSVs.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p, out_default="results", device_default="auto"):
+    def common(p, device_default="auto"):
         p.add_argument("--profile", choices=PROFILE_NAMES, default="quick",
                        help="smoke: seconds (CI); quick: ~10 min per experiment on a 2-core CPU; paper: full size, for a GPU")
-        p.add_argument("--out", default=out_default, help="results folder (CSVs, figures, REPORT.md, run.json)")
+        # Not results/: that folder holds the committed reference run, which a rerun would
+        # otherwise resume instead of redoing on this machine.
+        p.add_argument("--out", default=None,
+                       help="results folder (CSVs, figures, REPORT.md, run.json); default runs/<profile>")
         p.add_argument("--seed", type=int, default=0, help="base seed of every part")
         p.add_argument("--force", action="store_true", help="redo finished parts instead of resuming")
         p.add_argument("--device", default=device_default, help="cpu, cuda, or auto (cuda when available)")
