@@ -64,7 +64,7 @@ def load_extension() -> None:
     _loaded = True
 
 
-def has_cuda_kernels() -> bool:
-    """True when the loaded build registered CUDA kernels."""
+def has_cuda_kernels(op: str = "reparam_kl") -> bool:
+    """True when the loaded build registered a CUDA kernel for ``vaebench::<op>``."""
     load_extension()
-    return torch._C._dispatch_has_kernel_for_dispatch_key("vaebench::reparam_kl", "CUDA")
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"vaebench::{op}", "CUDA")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vaebench._extension import load_extension
+from vaebench._extension import has_cuda_kernels, load_extension
 
 load_extension()
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def mig(latents, factors, *, num_bins: int = 20) -> MIGResult:
     when this build has no CUDA kernels); the MI from them in float64 on CPU.
     """
     lat, fac, num_classes = _check_inputs(latents, factors, num_bins)
-    if lat.is_cuda and not torch._C._dispatch_has_kernel_for_dispatch_key("vaebench::mig_histogram", "CUDA"):
+    if lat.is_cuda and not has_cuda_kernels("mig_histogram"):
         log.warning("mig: this vaebench build has no CUDA kernels; counting on the CPU")
         lat, fac = lat.cpu(), fac.cpu()
     counts, lo, hi = torch.ops.vaebench.mig_histogram(lat, fac, int(num_bins), num_classes)
