@@ -194,17 +194,24 @@ def sgd(
     running = None
     for t in range(steps):
         theta = eta.exp()
+        # A chain whose theta has left the floats (plain REINFORCE can diverge to inf or 0)
+        # stays there; the others go on. Draws are made for every chain so that each chain's
+        # stream does not depend on the others' fate.
+        alive = torch.isfinite(theta) & (theta > 0)
         e = draw_exponentials(chains, samples, generator)
+        g = torch.zeros(chains, dtype=torch.float64)
+        th, ea = theta[alive], e[alive]
         if estimator == "reparam":
-            g, _ = reparameterization(x, theta, e)
+            g[alive], _ = reparameterization(x, th, ea)
         elif estimator == "score" or samples >= 2:
-            g, _ = score_function(x, theta, e, "loo" if estimator == "score_baseline" else None)
+            g[alive], _ = score_function(x, th, ea, "loo" if estimator == "score_baseline" else None)
         else:
             if running is None:  # start the running mean from one independent draw
                 z0 = draw_exponentials(chains, 1, generator).sum(-1) / theta[:, None]
                 running = (log_joint(x, z0) - log_q(z0, theta[:, None])).mean(-1)
-            g, fbar = score_function(x, theta, e, running)
-            running = ema_decay * running + (1 - ema_decay) * fbar
-        eta = eta + lr / (1 + t / lr_decay_steps) * theta * g
+            g[alive], fbar = score_function(x, th, ea, running[alive])
+            running[alive] = ema_decay * running[alive] + (1 - ema_decay) * fbar
+        step = lr / (1 + t / lr_decay_steps) * theta * g
+        eta = torch.where(alive, eta + step, eta)
         path.append(eta.exp())
     return torch.stack(path)
