@@ -17,6 +17,8 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_reparam_kl(benchmark, impl, mode, size, device):
+    if impl == "fused_uncached" and device != "cpu":
+        pytest.skip("the output cache is the CPU op's")
     case = make_case(impl, mode, *size, device=device)
     case()  # warm-up (compiles the torch.compile variant)
     if device == "cuda":

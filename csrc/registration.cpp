@@ -8,6 +8,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "cpu/output_cache.h"
+
 TORCH_LIBRARY(vaebench, m) {
   // z = mu + exp(logvar / 2) * eps and kl[b] = KL(N(mu_b, diag exp(logvar_b)) || N(0, I)),
   // eps the Philox normals at stream positions [offset, offset + B * D).
@@ -17,6 +19,10 @@ TORCH_LIBRARY(vaebench, m) {
       "int offset) -> (Tensor, Tensor)");
   // Fills a float32 tensor with the Philox normals at positions [offset, offset + numel).
   m.def("philox_normal_(Tensor(a!) out, int seed, int offset) -> ()");
+  // The CPU output cache of the fused ops (csrc/cpu/output_cache.h).
+  m.def("cpu_output_cache_stats() -> int[]", &vaebench::cpu_output_cache_stats);
+  m.def("empty_cpu_output_cache() -> ()", &vaebench::empty_cpu_output_cache);
+  m.def("set_cpu_output_cache_limit(int limit_bytes) -> int", &vaebench::set_cpu_output_cache_limit);
 }
 
 extern "C" PyObject* PyInit__C(void) {

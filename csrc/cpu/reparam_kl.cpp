@@ -10,7 +10,7 @@
 
 #include "vaebench/philox.h"
 #include "vaebench/reparam_kl.h"
-#include "huge_pages.h"
+#include "output_cache.h"
 #include "reparam_kl_checks.h"  // csrc/
 
 namespace vaebench {
@@ -116,10 +116,9 @@ std::tuple<at::Tensor, at::Tensor> reparam_kl_cpu(const at::Tensor& mu_in,
   const at::Tensor mu = mu_in.contiguous();
   const at::Tensor logvar = logvar_in.contiguous();
   const int64_t rows = mu.size(0), cols = mu.size(1);
-  at::Tensor z = at::empty_like(mu);
+  at::Tensor z = empty_output(mu.sizes(), mu.options());
   at::Tensor kl = at::empty({rows}, mu.options());
   if (rows == 0) return {z, kl};
-  advise_huge_pages(z);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, mu.scalar_type(), "reparam_kl_cpu", [&] {
     forward_kernel<scalar_t>(mu.const_data_ptr<scalar_t>(), logvar.const_data_ptr<scalar_t>(),
                              z.mutable_data_ptr<scalar_t>(), kl.mutable_data_ptr<scalar_t>(), rows,
@@ -139,11 +138,9 @@ std::tuple<at::Tensor, at::Tensor> reparam_kl_backward_cpu(
   const at::Tensor mu = mu_in.contiguous();
   const at::Tensor logvar = logvar_in.contiguous();
   const int64_t rows = mu.size(0), cols = mu.size(1);
-  at::Tensor dmu = at::empty_like(mu);
-  at::Tensor dlogvar = at::empty_like(mu);
+  at::Tensor dmu = empty_output(mu.sizes(), mu.options());
+  at::Tensor dlogvar = empty_output(mu.sizes(), mu.options());
   if (rows == 0) return {dmu, dlogvar};
-  advise_huge_pages(dmu);
-  advise_huge_pages(dlogvar);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, mu.scalar_type(), "reparam_kl_backward_cpu", [&] {
     backward_kernel<scalar_t>(gz.const_data_ptr<scalar_t>(), gk.const_data_ptr<scalar_t>(),
                               mu.const_data_ptr<scalar_t>(), logvar.const_data_ptr<scalar_t>(),
@@ -158,7 +155,6 @@ void philox_normal_cpu(const at::Tensor& out, int64_t seed, int64_t offset) {
   check_philox_out(out, offset);
   const int64_t n = out.numel();
   if (n == 0) return;
-  advise_huge_pages(out);
   float* dst = out.mutable_data_ptr<float>();
   const PhiloxKey key = philox_key(static_cast<uint64_t>(seed));
   at::parallel_for(0, n, kTileElems, [&](int64_t i0, int64_t i1) {

@@ -6,7 +6,10 @@ same work:
 
 - ``eager``: plain PyTorch, ``torch.randn_like`` noise then the formulas;
 - ``compile``: ``torch.compile`` of that same function (inductor);
-- ``fused``: ``vaebench.ops.reparam_kl`` (noise made in-kernel, recomputed in backward).
+- ``fused``: ``vaebench.ops.reparam_kl`` (noise made in-kernel, recomputed in backward);
+- ``fused_uncached``: the same with the CPU output cache off, so every output
+  lands on fresh pages that the OS zero-fills on first touch (CPU only; the
+  gap to ``fused`` is what the cache saves).
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ from typing import Callable
 
 import torch
 
-from vaebench.ops import reparam_kl, reparam_kl_eager
+from vaebench.ops import cpu_output_cache_limit, reparam_kl, reparam_kl_eager
 
-IMPLS = ("eager", "compile", "fused")
+IMPLS = ("eager", "compile", "fused", "fused_uncached")
 MODES = ("forward", "forward_backward")
 
 
@@ -49,7 +52,9 @@ def make_case(impl: str, mode: str, batch: int, dim: int, device: str = "cpu", d
     mu.requires_grad_(backward)
     logvar.requires_grad_(backward)
 
-    if impl == "fused":
+    if impl == "fused_uncached" and device != "cpu":
+        raise ValueError("fused_uncached is a CPU case (the output cache is the CPU op's)")
+    if impl in ("fused", "fused_uncached"):
         fn = lambda: reparam_kl(mu, logvar, seed=1234, offset=0)  # noqa: E731
     elif impl == "eager":
         fn = lambda: eager_sample_kl(mu, logvar)  # noqa: E731
@@ -61,13 +66,19 @@ def make_case(impl: str, mode: str, batch: int, dim: int, device: str = "cpu", d
         def run():
             with torch.no_grad():
                 return fn()
+    else:
+        def run():
+            z, kl = fn()
+            torch.autograd.backward((z, kl), (grad_z, grad_kl))
+            mu.grad = logvar.grad = None
+
+    if impl != "fused_uncached":
         return run
 
-    def run_backward():
-        z, kl = fn()
-        torch.autograd.backward((z, kl), (grad_z, grad_kl))
-        mu.grad = logvar.grad = None
-    return run_backward
+    def run_uncached():
+        with cpu_output_cache_limit(0):  # also frees what an earlier call left held
+            return run()
+    return run_uncached
 
 
 def bytes_moved(mode: str, batch: int, dim: int, itemsize: int = 4) -> int:

@@ -1,4 +1,19 @@
 """vaebench's fused ops (torch custom ops in ``torch.ops.vaebench``) and their eager references."""
+from vaebench.ops.output_cache import (
+    cpu_output_cache_info,
+    cpu_output_cache_limit,
+    empty_cpu_output_cache,
+    set_cpu_output_cache_limit,
+)
 from vaebench.ops.reparam_kl import draw_seed, philox_normal, reparam_kl, reparam_kl_eager
 
-__all__ = ["draw_seed", "philox_normal", "reparam_kl", "reparam_kl_eager"]
+__all__ = [
+    "cpu_output_cache_info",
+    "cpu_output_cache_limit",
+    "draw_seed",
+    "empty_cpu_output_cache",
+    "philox_normal",
+    "reparam_kl",
+    "reparam_kl_eager",
+    "set_cpu_output_cache_limit",
+]
