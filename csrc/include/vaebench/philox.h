@@ -32,22 +32,30 @@ VB_HD void mulhilo32(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
 }
 
 // One Philox4x32-10 block: 10 rounds of the S-box with Weyl key schedule.
+// The state words are carried in 64-bit variables whose low 32 bits are the
+// Philox word (upper bits are don't-care): a vectorized CPU loop then keeps one
+// block per 64-bit lane and each 32x32->64 product is a single vpmuludq, with
+// no 32/64-bit lane shuffling between rounds.
 VB_HD U32x4 philox4x32_10(U32x4 c, PhiloxKey key) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
+  constexpr uint64_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
   constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-  uint32_t k0 = key.k0, k1 = key.k1;
+  constexpr uint64_t kLo = 0xFFFFFFFFu;
+  uint64_t w0 = c.w0, w1 = c.w1, w2 = c.w2, w3 = c.w3;
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
   for (int r = 0; r < 10; ++r) {
-    uint32_t hi0, lo0, hi1, lo1;
-    mulhilo32(kM0, c.w0, hi0, lo0);
-    mulhilo32(kM1, c.w2, hi1, lo1);
-    c = U32x4{hi1 ^ c.w1 ^ k0, lo1, hi0 ^ c.w3 ^ k1, lo0};
-    k0 += kW0;
-    k1 += kW1;
+    const uint64_t p0 = (w0 & kLo) * kM0;
+    const uint64_t p1 = (w2 & kLo) * kM1;
+    const uint64_t k0 = static_cast<uint32_t>(key.k0 + static_cast<uint32_t>(r) * kW0);
+    const uint64_t k1 = static_cast<uint32_t>(key.k1 + static_cast<uint32_t>(r) * kW1);
+    w0 = (p1 >> 32) ^ w1 ^ k0;
+    w1 = p1;
+    w2 = (p0 >> 32) ^ w3 ^ k1;
+    w3 = p0;
   }
-  return c;
+  return U32x4{static_cast<uint32_t>(w0), static_cast<uint32_t>(w1), static_cast<uint32_t>(w2),
+               static_cast<uint32_t>(w3)};
 }
 
 // The block holding stream positions [4 * block, 4 * block + 4).
@@ -61,36 +69,40 @@ VB_HD U32x4 philox_block(uint64_t block, PhiloxKey key) {
 // -2 * ln(u) for u = (top 24 bits of w + 0.5) * 2^-24, so u lies in (0, 1) and
 // the largest |normal| is sqrt(2 * 25 * ln 2) = 5.89.
 VB_HD float minus_two_log_uniform(uint32_t w) {
-  const float u = static_cast<float>(static_cast<int32_t>(w >> 8)) * 0x1p-24f + 0x1p-25f;
-  // u = m * 2^e with m in [sqrt(1/2), sqrt(2)): ln u = e ln 2 + ln m.
-  const uint32_t bits = float_bits(u);
-  int32_t e = static_cast<int32_t>((bits >> 23) & 0xFFu) - 127;
-  uint32_t mbits = (bits & 0x007FFFFFu) | 0x3F800000u;  // m in [1, 2)
-  const bool big = mbits > 0x3FB504F3u;                 // m > sqrt(2)
-  mbits = big ? mbits - 0x00800000u : mbits;            // halve m
-  e = big ? e + 1 : e;
-  const float m = bits_float(mbits);
+  // v = 2 * (w >> 8) + 1 rounds to float exactly as u = v * 2^-25 does, so u's
+  // bits are v's bits less 25 in the exponent field (folded into the constant below).
+  const uint32_t vbits = float_bits(static_cast<float>(static_cast<int32_t>((w >> 7) | 1u)));
+  // u = m * 2^e with m in (sqrt(1/2), sqrt(2)]: ln u = e ln 2 + ln m. Subtracting
+  // the bits of sqrt(1/2) (rounded up) borrows from the exponent field exactly
+  // when the mantissa is at most sqrt(2), giving e and m without compares.
+  const uint32_t t = vbits - (0x3F3504F4u + (25u << 23));
+  const int32_t e = static_cast<int32_t>(t) >> 23;
+  const float m = bits_float((t & 0x007FFFFFu) + 0x3F3504F4u);
   // ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172: odd series to s^11.
   const float s = (m - 1.0f) / (m + 1.0f);
   const float s2 = s * s;
-  float p = fma_f(s2, 1.0f / 11.0f, 1.0f / 9.0f);
-  p = fma_f(s2, p, 1.0f / 7.0f);
-  p = fma_f(s2, p, 1.0f / 5.0f);
-  p = fma_f(s2, p, 1.0f / 3.0f);
-  p = fma_f(s2, p, 1.0f);
-  const float ln_m = 2.0f * s * p;
-  // e ln 2 with ln 2 split in a high part exact in e * hi and a low correction.
+  // The series is evaluated times -4 (constants scaled by -4): scaling by a
+  // power of two commutes with rounding here (no overflow or underflow), so
+  // s * p4 == -2 * ((2 * s) * p) bit for bit and the -2 of -2 ln u is folded in.
+  float p4 = fma_f(s2, -4.0f * (1.0f / 11.0f), -4.0f * (1.0f / 9.0f));
+  p4 = fma_f(s2, p4, -4.0f * (1.0f / 7.0f));
+  p4 = fma_f(s2, p4, -4.0f * (1.0f / 5.0f));
+  p4 = fma_f(s2, p4, -4.0f * (1.0f / 3.0f));
+  p4 = fma_f(s2, p4, -4.0f);
+  // -2 ln u = e * (-2 ln2_hi) + (e * (-2 ln2_lo) - 2 ln m); ln 2 is split so
+  // that e * hi is exact.
   const float fe = static_cast<float>(e);
-  const float ln_u = fma_f(fe, 0.693145751953125f, fma_f(fe, 1.428606765330187e-06f, ln_m));
-  return -2.0f * ln_u;
+  return fma_f(fe, -2.0f * 0.693145751953125f, fma_f(fe, -2.0f * 1.428606765330187e-06f, s * p4));
 }
 
 // cos and sin of 2 pi t, t = w / 2^32: the top two bits pick the quadrant and
 // the next 24 give the angle inside it, evaluated by Taylor series on [0, pi/2).
 VB_HD void sincos_two_pi(uint32_t w, float& c, float& s) {
-  const uint32_t quadrant = w >> 30;
-  const float f = static_cast<float>(static_cast<int32_t>((w << 2) >> 8)) * 0x1p-24f;
-  const float x = f * 1.57079632679489662f;
+  // x = k * 2^-24 * (pi/2) for the 24 bits k = (w >> 6) & 0xFFFFFF. k * 2^6 is
+  // converted exactly and the powers of two are folded into the constant, so
+  // the single rounding of the product is unchanged.
+  const float x = static_cast<float>(static_cast<int32_t>(w & 0x3FFFFFC0u)) *
+                  (1.57079632679489662f * 0x1p-30f);
   const float x2 = x * x;
   float ps = fma_f(x2, 1.6059043836821613e-10f, -2.5052108385441720e-08f);  // x^13, x^11
   ps = fma_f(x2, ps, 2.7557319223985893e-06f);
@@ -104,13 +116,12 @@ VB_HD void sincos_two_pi(uint32_t w, float& c, float& s) {
   pc = fma_f(x2, pc, 4.1666666666666667e-02f);
   pc = fma_f(x2, pc, -0.5f);
   const float cos_x = fma_f(x2, pc, 1.0f);
-  // Rotate by quadrant * pi/2.
-  const bool odd = (quadrant & 1u) != 0u;
-  const float cc = odd ? -sin_x : cos_x;
-  const float ss = odd ? cos_x : sin_x;
-  const bool neg = quadrant >= 2u;
-  c = neg ? -cc : cc;
-  s = neg ? -ss : ss;
+  // Rotate by quadrant * pi/2 (bits 31..30 of w): odd quadrants swap sin and
+  // cos; sign flips are XORed into the sign bit (cos: bit 31 ^ bit 30, which is
+  // bit 31 of w + 2^30; sin: bit 31), avoiding compare-and-blend chains.
+  const bool odd = (w & 0x40000000u) != 0u;
+  c = bits_float(float_bits(odd ? sin_x : cos_x) ^ ((w + 0x40000000u) & 0x80000000u));
+  s = bits_float(float_bits(odd ? cos_x : sin_x) ^ (w & 0x80000000u));
 }
 
 struct F32x4 {
