@@ -16,43 +16,24 @@
 
 namespace vaebench {
 
-// exp in float from +, *, FMA and bit tricks only: it vectorizes on the CPU
-// and is the same code on the GPU. Range reduction x = n ln 2 + r, |r| <= ln2/2,
-// then Taylor to r^7 (truncation error < 1e-8 relative).
-VB_HD float exp_f(float x) {
-  // Clamp to [-104, 89]; NaN passes through (both compares are false). Both
-  // tests read the unclamped x so the compiler keeps two independent selects
-  // instead of threading one through the other.
-  const float x_hi = 89.0f < x ? 89.0f : x;
-  x = -104.0f > x ? -104.0f : x_hi;
-  const float n = rint_f(x * 1.44269504088896341f);
-  float r = fma_f(n, -0.693145751953125f, x);
-  r = fma_f(n, -1.428606765330187e-06f, r);
-  float p = fma_f(r, 1.0f / 5040.0f, 1.0f / 720.0f);
-  p = fma_f(r, p, 1.0f / 120.0f);
-  p = fma_f(r, p, 1.0f / 24.0f);
-  p = fma_f(r, p, 1.0f / 6.0f);
-  p = fma_f(r, p, 0.5f);
-  p = fma_f(r, p, 1.0f);
-  p = fma_f(r, p, 1.0f);
-  // 2^n, n in [-150, 128], as two normal powers of two 2^n1 * 2^n2 with
-  // n1 = floor(n / 2): p * 2^n1 is exact, so the product rounds once. The
-  // integers come from the bits of n + 1.5 * 2^23 + 254 (= 0x4B4000FE + n)
-  // instead of a float-to-int conversion: (t >> 1) << 23 == (n1 + 127) << 23
-  // and (t << 23) - that == (n - n1 + 127) << 23. For NaN x the scales are
-  // never NaN (low 23 bits zero), so x's quieted NaN comes out.
-  const uint32_t t = float_bits(n + (0x1.8p23f + 254.0f));
-  const uint32_t b1 = (t >> 1) << 23;
-  const uint32_t b2 = (t << 23) - b1;
-  return p * bits_float(b1) * bits_float(b2);
-}
-
-// exp(v / 2), bit for bit exp_f(0.5f * v), with the halving folded in instead
-// of spent as a multiply: clamp v to [-208, 178], n = rint(v * (log2(e) / 2)),
-// R = v - n (2 ln 2) = 2 r, and the series in R with its k-th constant scaled by
-// 2^k gives 2^7 p. Each step is exactly the original one times a power of two
-// (no underflow: r is 0 or >= 2^-25 when n != 0, and the series is exactly 1 for
-// tiny v either way), and the 2^-7 goes into the exponent bias (247 = 254 - 7).
+// exp(v / 2) in float from +, *, FMA and bit tricks only: it vectorizes on the
+// CPU and is the same code on the GPU. It equals, bit for bit, the textbook
+// exp(x) at x = 0.5f * v (clamp x to [-104, 89], n = rint(x log2 e),
+// r = x - n ln 2 with ln 2 split in two, Taylor to r^7, truncation error < 1e-8
+// relative, times 2^n) with the halving folded in instead of spent as a
+// multiply: v is clamped to [-208, 178], R = v - n (2 ln 2) = 2 r, and the
+// series in R with its k-th constant scaled by 2^k gives 2^7 p. Each step is
+// exactly the original one times a power of two (no underflow: r is 0 or
+// >= 2^-25 when n != 0, and the series is exactly 1 for tiny v either way).
+// NaN passes the clamps (both compares are false); both read the unclamped v
+// so the compiler keeps two independent selects.
+//
+// 2^n, n in [-150, 128], is applied as two normal powers of two 2^n1 * 2^n2,
+// n1 = floor(n / 2), so p * 2^n1 is exact and the product rounds once. The
+// integers come from the bits of n + 1.5 * 2^23 + bias rather than a
+// float-to-int conversion: (t >> 1) << 23 is 2^n1's bits and (t << 23) minus
+// that is 2^n2's; the bias 247 = 254 - 7 also removes the 2^7. For NaN v the
+// scales are never NaN (low 23 bits zero), so v's quieted NaN comes out.
 VB_HD float exp_half_f(float v) {
   const float v_hi = 178.0f < v ? 178.0f : v;
   v = -208.0f > v ? -208.0f : v_hi;
@@ -71,9 +52,6 @@ VB_HD float exp_half_f(float v) {
   const uint32_t b2 = (t << 23) - b1;
   return p * bits_float(b1) * bits_float(b2);
 }
-
-VB_HD float exp_acc(float x) { return exp_f(x); }
-VB_HD double exp_acc(double x) { return ::exp(x); }
 
 // exp(logvar / 2): the standard deviation.
 VB_HD float exp_half_acc(float logvar) { return exp_half_f(logvar); }
