@@ -35,7 +35,7 @@ def _device(arg: str) -> str:
     if arg == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if arg.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {arg}: torch sees no CUDA device")
+        raise ValueError(f"--device {arg}: torch sees no CUDA device")  # main(): one line, exit 2
     return arg
 
 

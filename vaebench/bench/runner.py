@@ -54,6 +54,12 @@ PROFILES = {
 def _devices(device: str) -> list[str]:
     if device == "all":
         return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    # Checked before any timing: without it the first CUDA tensor fails deep inside the
+    # bandwidth probe with torch's assertion instead of a message about the device.
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: torch sees no CUDA device")
+    if str(device) != "cpu" and not str(device).startswith("cuda"):
+        raise ValueError(f"device must be cpu, cuda[:N] or all, got {device!r}")
     return [device]
 
 
