@@ -22,8 +22,12 @@ _loaded = False
 def _jit_build() -> None:
     from torch.utils.cpp_extension import load
 
-    sources = _build.cpu_sources()
-    digest = hashlib.sha1(" ".join(_build.cxx_flags()).encode())  # flags change the binary too
+    # The same choice as setup.py: the CUDA kernels join where torch has CUDA and nvcc is found.
+    with_cuda = _build.want_cuda()
+    sources = _build.cpu_sources() + (_build.cuda_sources() if with_cuda else [])
+    cuda_flags = _build.nvcc_flags() if with_cuda else []
+    # Flags change the binary too, and so does the CUDA choice (it adds sources).
+    digest = hashlib.sha1(" ".join(_build.cxx_flags() + ["|"] + cuda_flags).encode())
     for path in sources + sorted(_headers()):
         with open(path, "rb") as f:
             digest.update(f.read())
@@ -32,14 +36,17 @@ def _jit_build() -> None:
         os.environ.get("VAEBENCH_BUILD_DIR", os.path.join(os.path.expanduser("~"), ".cache", "vaebench")), name
     )
     os.makedirs(build_dir, exist_ok=True)
-    log.warning("vaebench._C not built; compiling the CPU kernels just in time into %s", build_dir)
+    log.warning("vaebench._C not built; compiling the %s kernels just in time into %s",
+                "CPU and CUDA" if with_cuda else "CPU", build_dir)
     load(
         name=name,
         sources=sources,
         extra_include_paths=_build.INCLUDE_DIRS,
         extra_cflags=_build.cxx_flags(),
+        extra_cuda_cflags=cuda_flags,
         extra_ldflags=["-fopenmp"],
         build_directory=build_dir,
+        with_cuda=with_cuda,
         is_python_module=False,
         verbose=False,
     )
