@@ -1,4 +1,4 @@
-"""Gradient-estimator studies (issue 6): exact toys, the VAE's encoder gradient, minibatches.
+"""Gradient-estimator studies: exact toys, the VAE's encoder gradient, minibatches.
 
 - ``gamma_toy``: the exactly solvable Gamma model of `001` part 4;
 - ``gaussian_toy``: E_{N(mu, sigma)}[f] for the test functions of Mohamed et al. (2020);

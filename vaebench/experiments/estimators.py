@@ -1,4 +1,4 @@
-"""Estimator-variance experiments (issue 6; REFERENCE.md §2-3).
+"""Estimator-variance experiments (REFERENCE.md §2-3).
 
 Parts (each a resumable unit writing its CSVs into ``out_dir``):
 

@@ -349,7 +349,7 @@ def summary_markdown(out_dir) -> str:
             + _minibatch_summary(out_dir))
     if not body:
         return "## Gradient estimators\n\nNo estimator results in this folder.\n"
-    head = ["## Gradient estimators (issue 6)", "",
+    head = ["## Gradient estimators", "",
             "The documents claim, without measuring, that the reparameterization gradient has lower variance than "
             "the score-function (REINFORCE) gradient, that L^B (analytic KL) beats L^A, and that the N/M-scaled "
             "minibatch gradient is unbiased (REFERENCE.md §2-3). Measured here against exact values where they exist.",
