@@ -11,7 +11,7 @@ def _images(n=6, seed=0):
     return (torch.rand(n, 1, 64, 64, generator=g) < 0.2).float()
 
 
-@pytest.mark.parametrize("arch", ["conv", "mlp"])
+@pytest.mark.parametrize("arch", ["conv", "mlp", "chen"])
 def test_shapes(arch):
     model = VAE(arch=arch, latent_dim=7, mlp_hidden=16)
     mu, logvar = model.encode(_images(5))

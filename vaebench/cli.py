@@ -16,7 +16,8 @@ PARTS = {
     "beta-vae": "vaebench.experiments.beta_vae",
     "estimators": "vaebench.experiments.estimators",
 }
-PROFILE_NAMES = ("smoke", "quick", "paper")
+# smoke / quick / paper exist for every part; cpu and sweep for the beta-VAE experiment only.
+PROFILE_NAMES = ("smoke", "quick", "paper", "cpu", "sweep")
 
 
 def _parse_set(items: list[str]) -> dict[str, str]:
@@ -77,6 +78,14 @@ def cmd_run(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = list(PARTS) if args.what == "all" else [args.what]
     modules = {name: importlib.import_module(PARTS[name]) for name in parts}
+    lacking = [name for name, m in modules.items() if args.profile not in m.PROFILES]
+    if lacking and args.what != "all":
+        raise SystemExit(f"--profile {args.profile}: {args.what} has no such profile "
+                         f"(it has {', '.join(modules[args.what].PROFILES)})")
+    for name in lacking:  # `run all --profile cpu`: the parts that define it
+        print(f"[vaebench] {name} has no profile {args.profile!r}: skipped", flush=True)
+        del modules[name]
+        parts.remove(name)
     known = {f.name for m in modules.values() for f in dataclasses.fields(m.PROFILES[args.profile])}
     unused = set(_parse_set(args.set)) - known
     if unused:
@@ -102,6 +111,38 @@ def cmd_run(args) -> int:
 def cmd_bench(args) -> int:
     args.what, args.data, args.impl = "bench", None, None
     return cmd_run(args)
+
+
+def cmd_sweep(args) -> int:
+    from vaebench.experiments import sweep
+
+    out = Path(args.out)
+    if not args.collect_only:
+        names = [n for n in args.only.split(",") if n] if args.only else None
+        codes = sweep.run_sweep(out, names, jobs=args.jobs, device=_device(args.device), seed=args.seed,
+                                extra=_parse_set(args.set), progress=not args.no_progress)
+        failed = {n: c for n, c in codes.items() if c}
+        if failed:
+            print(f"[vaebench] sweep: variants failed (see <out>/<variant>/log.txt): {failed}", flush=True)
+    summary = sweep.collect(out)
+    print(sweep.summary_markdown(out), end="")
+    print(f"[vaebench] wrote {out / 'sweep_summary.csv'}, {out / 'sweep_trajectories.csv'}, {out / 'sweep_mig.png'}")
+    return 0 if len(summary) else 1
+
+
+def cmd_evaluate(args) -> int:
+    from vaebench.experiments import evaluate
+
+    size = None if args.size == "all" else int(args.size)
+    table = evaluate.score_models(args.paths, size=size, seed=args.seed, device=_device(args.device),
+                                  precision=args.precision, num_bins=args.num_bins, progress=not args.no_progress)
+    print(evaluate.format_table(table), end="")
+    if args.csv:
+        from vaebench.utils import io
+
+        io.write_csv(args.csv, table)
+        print(f"[vaebench] wrote {args.csv}")
+    return 0
 
 
 def cmd_figures(args) -> int:
@@ -153,6 +194,35 @@ def build_parser() -> argparse.ArgumentParser:
                                        "vectorised, fused) side by side, plus the copy-bandwidth floor; writes bench.csv.")
     common(bench, device_default="all")
     bench.set_defaults(func=cmd_bench)
+
+    sw = sub.add_parser("sweep", formatter_class=fmt, help="beta-VAE recipe sweep: MIG over training per variant",
+                        description="Trains the recipe variants of vaebench.experiments.sweep side by side (one "
+                                    "process each, resumable) into OUT/<variant>/, then writes sweep_summary.csv, "
+                                    "sweep_trajectories.csv and sweep_mig.png.")
+    sw.add_argument("--out", default="runs/sweep", help="sweep folder")
+    sw.add_argument("--only", default="", help="comma-separated variant names (default: all)")
+    sw.add_argument("--jobs", type=int, default=2, help="variants trained at once")
+    sw.add_argument("--device", default="auto", help="cpu, cuda, or auto")
+    sw.add_argument("--seed", type=int, default=0, help="seed of every variant")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config field of every variant, e.g. --set steps=20000")
+    sw.add_argument("--collect-only", action="store_true", help="only merge the variants' trajectories")
+    sw.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sw.set_defaults(func=cmd_sweep)
+
+    ev = sub.add_parser("evaluate", formatter_class=fmt, help="MIG of trained models (files or folders of .pt)",
+                        description="Scores saved models (vaebench.models.load_vae files, e.g. results/cpu/models/*.pt) "
+                                    "with the disentanglement_lib protocol: encoder means of random grid images, "
+                                    "20-bin MIG; prints one row per model.")
+    ev.add_argument("paths", nargs="+", help=".pt files, or folders searched for models/*.pt and *.pt")
+    ev.add_argument("--size", default="10000", help="random grid images to score on, or 'all' for the full grid")
+    ev.add_argument("--num-bins", type=int, default=20, help="MIG histogram bins")
+    ev.add_argument("--precision", default="fp32", help="fp32, bf16 or auto (bf16 where native)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the image draw")
+    ev.add_argument("--device", default="cpu", help="cpu, cuda, or auto")
+    ev.add_argument("--csv", default=None, help="also write the table to this CSV")
+    ev.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    ev.set_defaults(func=cmd_evaluate)
 
     figures = sub.add_parser("figures", formatter_class=fmt, help="rebuild figures and REPORT.md from CSVs",
                              description="Regenerates every figure and REPORT.md of a results folder from its CSVs alone.")

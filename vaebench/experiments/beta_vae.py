@@ -4,7 +4,13 @@ reconstructions, MIG, a PCA of the latent means and latent traversals, over seed
 For every (beta, seed) ``run`` trains one model, evaluates it, and writes (under ``out_dir``):
 
 - ``beta_vae_losses.csv``: beta, seed, epoch, step, total, recon, kl (training means per sample
-  over the epoch), images_per_s.
+  since the previous row: a row at every epoch end and every trajectory step; ``epoch`` is
+  fractional between epoch ends), images_per_s.
+- ``beta_vae_trajectory.csv`` (when ``trajectory_every`` > 0): MIG over training, every
+  ``trajectory_every`` steps and at step 0, with the disentanglement_lib protocol (encoder means
+  of ``trajectory_size`` random grid images, the same images for every unit, ``num_bins`` bins):
+  beta, seed, step, images, seconds (training time so far), mig, gap_<factor>, active_dims, and
+  recon, kl (training means since the previous row).
 - ``beta_vae_mig.csv``: beta, seed, mig, gap_<factor> per varying factor, recon, kl (on the
   evaluation images, one posterior sample each), active_dims, steps, train_seconds.
 - ``beta_vae_arrays_beta<b>_seed<s>.npz``: what the figures need (originals, reconstructions,
@@ -12,11 +18,13 @@ For every (beta, seed) ``run`` trains one model, evaluates it, and writes (under
 - ``beta_vae_config.json``: the config and ``provenance()``.
 - ``beta_vae_checkpoints/beta<b>_seed<s>_<stage>.pt`` (``checkpoint_path``), stages:
   ``init`` (before the first step), ``mid`` (after ``max(1, total_steps // 2)`` steps), ``end`` (trained,
-  with its history and evaluation), and ``last`` (the resume point, saved every epoch and
+  with its history and evaluation), and ``last`` (the resume point, saved at every loss row and
   deleted once ``end`` exists). Each loads with ``vaebench.models.load_vae(path)``.
+- ``models/beta<b>_seed<s>.pt`` (when ``export_models``): the trained weights alone, float32,
+  small enough to commit; ``python -m vaebench evaluate DIR`` re-scores them.
 
 Resuming: a unit with an ``end`` checkpoint is never retrained (unless ``force``); one with a
-``last`` checkpoint continues from its last finished epoch. Data order (per-epoch permutations
+``last`` checkpoint (written at every loss row) continues from there, trajectory included. Data order (per-epoch permutations
 seeded by (seed, epoch)) and the Philox noise stream (offset advances by B*D per step) are pure
 functions of the step, so a resumed run computes what an uninterrupted one would.
 """
@@ -34,6 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vaebench.models import VAE, VAEConfig, checkpoint_state, elbo_terms, load_vae
+from vaebench.experiments import training
 from vaebench.experiments.config import config_from_profile
 from vaebench.ops import draw_seed
 from vaebench.utils import io
@@ -42,6 +51,7 @@ from vaebench.utils.provenance import provenance
 PREFIX = "beta_vae"
 STAGES = ("init", "mid", "end", "last")
 LOSS_COLUMNS = ["beta", "seed", "epoch", "step", "total", "recon", "kl", "images_per_s"]
+TRAJECTORY_COLUMNS = ["beta", "seed", "step", "images", "seconds", "mig"]  # then gap_*, active_dims, recon, kl
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,15 @@ class BetaVAEConfig:
     batch_size: int = 64
     lr: float = 1e-4
     epochs: int = 26  # 26 * (737,280 // 64) = 299,520 steps ~ Locatello's 300k
+    steps: int | None = None  # total optimiser steps; None: epochs * (train_size // batch_size)
+    beta_warmup_steps: int = 0  # beta rises linearly from 0 over these steps (0: constant beta)
+    # "auto": bf16 autocast where the device has native bfloat16, else fp32 (see experiments.training)
+    precision: str = "fp32"
+    channels_last: bool = False  # conv model and inputs in channels_last memory format
+    compile: bool = False  # torch.compile the encoder and decoder
+    trajectory_every: int = 0  # steps between MIG evaluations during training (0: none)
+    trajectory_size: int = 10_000  # random grid images of each of those evaluations
+    export_models: bool = False  # write models/beta<b>_seed<s>.pt (weights only) beside the results
     train_size: int | None = None  # None: the full grid; else a random subset (fixed by run's seed)
     eval_size: int | None = None  # images for MIG and end recon/KL; None: the full grid
     num_bins: int = 20  # MIG histogram bins (Locatello et al. 2019)
@@ -76,12 +95,16 @@ class BetaVAEConfig:
     def model_config(self) -> VAEConfig:
         return VAEConfig(arch=self.arch, latent_dim=self.latent_dim, mlp_hidden=self.mlp_hidden)
 
+    def total_steps(self, train_size: int) -> int:
+        return self.steps if self.steps is not None else self.epochs * (train_size // self.batch_size)
+
 
 PROFILES: dict[str, BetaVAEConfig] = {
     # CI: a few hundred images, 3 epochs of a tiny MLP, 3 betas, 1 seed; seconds.
     "smoke": BetaVAEConfig(
         arch="mlp", latent_dim=4, mlp_hidden=32, num_seeds=1, batch_size=64, lr=1e-3, epochs=3,
         train_size=512, eval_size=512, pca_points=256, traversal_steps=5, eval_batch_size=256, num_threads=1,
+        precision="auto", trajectory_every=8, trajectory_size=512,
     ),
     # The CLI default, about 7 minutes on an idle 2-core CPU (1,250 steps took 3.4 min): the MLP
     # on a 32k-image subset, 5 epochs = 2,500 steps, with lr 1e-3 (the literature's 1e-4 needs
@@ -93,6 +116,12 @@ PROFILES: dict[str, BetaVAEConfig] = {
     ),
     # The literature's setup on the full grid, 3 seeds per beta, full-grid MIG: for a GPU.
     "paper": BetaVAEConfig(),
+    # Base of the recipe sweep (vaebench.experiments.sweep): the literature's conv model on the
+    # full grid, bf16 where native, MIG on 10,000 random images every 2,500 steps (160k images).
+    "sweep": BetaVAEConfig(
+        num_seeds=1, lr=5e-4, steps=75_000, precision="auto", channels_last=True, trajectory_every=2500,
+        eval_size=50_000, num_threads=1,
+    ),
 }
 
 
@@ -140,6 +169,15 @@ def _validate(cfg: BetaVAEConfig) -> None:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.lr <= 0:
         raise ValueError(f"lr must be > 0, got {cfg.lr}")
+    if cfg.steps is not None and cfg.steps < 1:
+        raise ValueError(f"steps must be >= 1 or None, got {cfg.steps}")
+    for name in ("beta_warmup_steps", "trajectory_every"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.trajectory_size < 2:
+        raise ValueError(f"trajectory_size must be >= 2 (MIG needs several images), got {cfg.trajectory_size}")
+    if cfg.precision not in training.PRECISIONS:
+        raise ValueError(f"precision must be one of {training.PRECISIONS}, got {cfg.precision!r}")
 
 
 def _subset(n_total: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -165,70 +203,170 @@ def make_optimizer(model: VAE, cfg: BetaVAEConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
 
 
-def train_step(model, optimizer, x, beta: float, *, impl: str, seed: int, offset: int):
-    """One Adam step on ``x``; returns ``(terms, next_offset)`` (offset advances by B*D)."""
+def train_step(model, optimizer, x, beta: float, *, impl: str, seed: int, offset: int, precision: str = "fp32"):
+    """One Adam step on ``x``; returns ``(terms, next_offset)`` (offset advances by B*D).
+    ``precision`` is a resolved one ("fp32" or "bf16", see ``training.resolve_precision``)."""
     optimizer.zero_grad(set_to_none=True)
-    terms = elbo_terms(model, x, beta, impl=impl, seed=seed, offset=offset)
+    with training.autocast(precision, x.device):
+        terms = elbo_terms(model, x, beta, impl=impl, seed=seed, offset=offset)
     terms.loss.backward()
     optimizer.step()
     return terms, offset + x.shape[0] * model.latent_dim
 
 
+def build_model(cfg: BetaVAEConfig, seed: int, device: str) -> VAE:
+    """The unit's model before training: same init for every beta at a given seed (paired
+    comparisons), in the memory format the config asks for, compiled if asked."""
+    torch.manual_seed(seed)
+    model = training.prepare_model(VAE(cfg.model_config()).to(device), cfg.arch, cfg.channels_last)
+    if cfg.compile:
+        model.compile()  # in place: state_dict keys stay those of the plain model
+    return model
+
+
+def _beta_at(cfg: BetaVAEConfig, beta: float, step: int) -> float:
+    """beta of the step-th update (0-based): a linear warm-up over ``beta_warmup_steps``."""
+    if cfg.beta_warmup_steps <= 0:
+        return beta
+    return beta * min(1.0, (step + 1) / cfg.beta_warmup_steps)
+
+
 def train_unit(cfg: BetaVAEConfig, data, train_idx: np.ndarray, beta: float, seed: int, out_dir: Path,
-               device: str = "cpu", progress: bool = True) -> tuple[VAE, list[dict]]:
+               device: str = "cpu", progress: bool = True, probe: "Probe | None" = None,
+               on_trajectory=None) -> tuple[VAE, list[dict], list[dict]]:
     """Trains (or resumes) the (beta, seed) model; saves init/mid/last checkpoints on the way.
-    Returns the trained model and its per-epoch history."""
+    Scores ``probe`` every ``trajectory_every`` steps (``on_trajectory(rows)`` is called after
+    each). Returns the trained model, its loss history and its MIG trajectory."""
     steps_per_epoch = len(train_idx) // cfg.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"train_size ({len(train_idx)}) must be >= batch_size ({cfg.batch_size})")
-    total_steps = steps_per_epoch * cfg.epochs
+    total_steps = cfg.total_steps(len(train_idx))
+    precision = training.resolve_precision(cfg.precision, device)
     noise_seed, _ = unit_seeds(seed)
+    score = probe is not None and cfg.trajectory_every > 0
 
-    torch.manual_seed(seed)  # same init for every beta at a given seed: paired comparisons
-    model = VAE(cfg.model_config()).to(device)
+    model = build_model(cfg, seed, device)
     optimizer = make_optimizer(model, cfg)
-    start_epoch, offset, history = 0, 0, []
+    step, offset, seconds, history, trajectory = 0, 0, 0.0, [], []
     last = checkpoint_path(out_dir, beta, seed, "last")
     if last.exists():
         state = torch.load(last, map_location=device, weights_only=False)
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
-        start_epoch, offset, history = state["epoch"], state["offset"], state["history"]
+        step, offset, history = state["step"], state["offset"], state["history"]
+        seconds, trajectory = state.get("seconds", 0.0), state.get("trajectory", [])
     else:
         io.save_torch(checkpoint_path(out_dir, beta, seed, "init"), checkpoint_state(model, beta=beta, seed=seed, step=0))
+        if score:
+            trajectory.append({"beta": beta, "seed": seed, "step": 0, "images": 0, "seconds": 0.0,
+                               **probe.score(model, precision), "recon": float("nan"), "kl": float("nan")})
+    if score and on_trajectory:
+        on_trajectory(trajectory)
 
-    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, desc=f"beta={beta:g} seed={seed}",
-               leave=False, disable=not progress, unit="step")
+    epoch_order = {}
+
+    def make_batch(i: int) -> torch.Tensor:  # runs in the prefetch thread, one step ahead or more
+        epoch, j = divmod(i, steps_per_epoch)
+        if epoch not in epoch_order:  # per-epoch permutation seeded by (seed, epoch): resumable
+            epoch_order.clear()
+            epoch_order[epoch] = train_idx[np.random.default_rng([seed, epoch]).permutation(len(train_idx))]
+        x = training.prepare_input(data.batch(epoch_order[epoch][j * cfg.batch_size:(j + 1) * cfg.batch_size]),
+                                   cfg.arch, cfg.channels_last)
+        return x.pin_memory() if str(device).startswith("cuda") else x
+
+    bar = tqdm(total=total_steps, initial=step, desc=f"beta={beta:g} seed={seed}", leave=False,
+               disable=not progress, unit="step")
     model.train()
-    for epoch in range(start_epoch, cfg.epochs):
-        order = train_idx[np.random.default_rng([seed, epoch]).permutation(len(train_idx))]
-        sums = torch.zeros(3, dtype=torch.float64)
-        t0 = time.perf_counter()
-        for i in range(steps_per_epoch):
-            x = _batch(data, order[i * cfg.batch_size:(i + 1) * cfg.batch_size], device)
-            terms, offset = train_step(model, optimizer, x, beta, impl=cfg.impl, seed=noise_seed, offset=offset)
-            sums += torch.stack([terms.loss.detach(), terms.recon.detach().mean(), terms.kl.detach().mean()]).double().cpu()
-            step = epoch * steps_per_epoch + i + 1
-            if step == max(1, total_steps // 2):
+    mid = max(1, total_steps // 2)
+    sums, n_sum = torch.zeros(3, dtype=torch.float64, device=device), 0  # on the device: no per-step sync
+    t_last = time.perf_counter()
+    with training.Prefetcher(make_batch, step, total_steps) as batches:
+        for x in batches:
+            x = x.to(device, non_blocking=True)
+            terms, offset = train_step(model, optimizer, x, _beta_at(cfg, beta, step), impl=cfg.impl,
+                                       seed=noise_seed, offset=offset, precision=precision)
+            sums += torch.stack([terms.loss.detach(), terms.recon.detach().mean(), terms.kl.detach().mean()]).double()
+            n_sum += 1
+            step += 1
+            bar.update(1)
+            if step == mid:
                 io.save_torch(checkpoint_path(out_dir, beta, seed, "mid"),
                               checkpoint_state(model, beta=beta, seed=seed, step=step))
-            bar.update(1)
-            if i % 20 == 0:
-                bar.set_postfix(loss=f"{terms.loss.item():.1f}")
-        seconds = time.perf_counter() - t0
-        mean = (sums / steps_per_epoch).tolist()
-        history.append({"beta": beta, "seed": seed, "epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch,
-                        "total": mean[0], "recon": mean[1], "kl": mean[2],
-                        "images_per_s": steps_per_epoch * cfg.batch_size / seconds})
-        io.save_torch(last, checkpoint_state(model, beta=beta, seed=seed, step=(epoch + 1) * steps_per_epoch,
-                                             epoch=epoch + 1, offset=offset, history=history,
-                                             optimizer_state=optimizer.state_dict()))
+            scored = score and (step % cfg.trajectory_every == 0 or step == total_steps)
+            if step % steps_per_epoch and not scored and step != total_steps:
+                continue  # loss rows and resume points at epoch ends and scoring steps
+            interval = time.perf_counter() - t_last
+            seconds += interval
+            total, recon, kl = (sums / n_sum).tolist()
+            history.append({"beta": beta, "seed": seed, "epoch": step / steps_per_epoch, "step": step,
+                            "total": total, "recon": recon, "kl": kl,
+                            "images_per_s": n_sum * cfg.batch_size / interval})
+            if scored:
+                model.eval()
+                trajectory.append({"beta": beta, "seed": seed, "step": step, "images": step * cfg.batch_size,
+                                   "seconds": seconds, **probe.score(model, precision), "recon": recon, "kl": kl})
+                model.train()
+                bar.set_postfix(loss=f"{total:.1f}", mig=f"{trajectory[-1]['mig']:.3f}")
+            io.save_torch(last, checkpoint_state(model, beta=beta, seed=seed, step=step, offset=offset,
+                                                 history=history, trajectory=trajectory, seconds=seconds,
+                                                 optimizer_state=optimizer.state_dict()))
+            if scored and on_trajectory:
+                on_trajectory(trajectory)
+            sums.zero_()
+            n_sum = 0
+            t_last = time.perf_counter()  # evaluation and checkpoint time are not training time
     bar.close()
     model.eval()
-    return model, history
+    return model, history, trajectory
 
 
 # ---- evaluation -----------------------------------------------------------------
+
+
+@torch.no_grad()
+def encode_means(model: VAE, data, indices: np.ndarray, *, batch_size: int = 1024, device: str = "cpu",
+                 precision: str = "fp32", channels_last: bool = False) -> np.ndarray:
+    """Encoder means, float32 ``[len(indices), D]``, of the grid images ``indices``."""
+    arch = model.config.arch
+    out = []
+    for start in range(0, len(indices), batch_size):
+        x = training.prepare_input(_batch(data, indices[start:start + batch_size], device), arch, channels_last)
+        with training.autocast(precision, device):
+            mu, _ = model.encode(x)
+        out.append(mu.float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, model.latent_dim), np.float32)
+
+
+def score_means(data, means: np.ndarray, indices: np.ndarray, num_bins: int) -> dict:
+    """MIG, its per-factor gaps and the active dims of encoder ``means`` of the images ``indices``."""
+    from vaebench.metrics import mig
+
+    factors = np.asarray(data.index_to_factors(indices))
+    names = list(data.factor_names)
+    varying = [k for k, size in enumerate(data.factor_sizes) if size > 1]  # MIG is undefined for constant factors
+    result = mig(means, factors[:, varying], num_bins=num_bins)
+    out = {"mig": float(result.score)}
+    out.update({f"gap_{names[k]}": float(g) for k, g in zip(varying, np.asarray(result.gaps))})
+    # active units (Burda et al. 2016): latents whose posterior mean varies over the data
+    out["active_dims"] = int((means.var(axis=0) > 0.01).sum())
+    return out
+
+
+@dataclass
+class Probe:
+    """The fixed images a unit is scored on during training (the same for every unit of a run)."""
+
+    data: object
+    indices: np.ndarray
+    num_bins: int
+    device: str
+    channels_last: bool
+    batch_size: int = 1024
+
+    def score(self, model: VAE, precision: str) -> dict:
+        means = encode_means(model, self.data, self.indices, batch_size=self.batch_size, device=self.device,
+                             precision=precision, channels_last=self.channels_last)
+        return score_means(self.data, means, self.indices, self.num_bins)
 
 
 @torch.no_grad()
@@ -237,13 +375,14 @@ def evaluate(model: VAE, cfg: BetaVAEConfig, data, eval_idx: np.ndarray, origina
     """MIG, recon and KL on ``eval_idx``; and the arrays the figures need."""
     from sklearn.decomposition import PCA
 
-    from vaebench.metrics import mig
-
+    precision = training.resolve_precision(cfg.precision, device)
     _, eval_seed = unit_seeds(seed)
     mus, recon_sum, kl_sum, kl_dim_sum, offset = [], 0.0, 0.0, torch.zeros(model.latent_dim, dtype=torch.float64), 0
     for start in range(0, len(eval_idx), cfg.eval_batch_size):
-        x = _batch(data, eval_idx[start:start + cfg.eval_batch_size], device)
-        terms = elbo_terms(model, x, beta, impl=cfg.impl, seed=eval_seed, offset=offset)
+        x = training.prepare_input(_batch(data, eval_idx[start:start + cfg.eval_batch_size], device), cfg.arch,
+                                   cfg.channels_last)
+        with training.autocast(precision, device):
+            terms = elbo_terms(model, x, beta, impl=cfg.impl, seed=eval_seed, offset=offset)
         offset += x.shape[0] * model.latent_dim
         mus.append(terms.mu.float().cpu())
         recon_sum += terms.recon.double().sum().item()
@@ -256,29 +395,27 @@ def evaluate(model: VAE, cfg: BetaVAEConfig, data, eval_idx: np.ndarray, origina
 
     factors = np.asarray(data.index_to_factors(eval_idx))
     names = list(data.factor_names)
-    varying = [k for k, size in enumerate(data.factor_sizes) if size > 1]  # MIG is undefined for constant factors
-    result = mig(mu_all, factors[:, varying], num_bins=cfg.num_bins)
-    metrics = {"beta": beta, "seed": seed, "mig": float(result.score)}
-    metrics.update({f"gap_{names[k]}": float(g) for k, g in zip(varying, np.asarray(result.gaps))})
-    metrics.update({"recon": recon_sum / n, "kl": kl_sum / n,
-                    # active units (Burda et al. 2016): latents whose posterior mean varies over the data
-                    "active_dims": int((mu_all.var(axis=0) > 0.01).sum())})
+    varying = [k for k, size in enumerate(data.factor_sizes) if size > 1]
+    metrics = {"beta": beta, "seed": seed, **score_means(data, mu_all, eval_idx, cfg.num_bins),
+               "recon": recon_sum / n, "kl": kl_sum / n}
 
     # PCA of the first pca_points latent means (eval_idx is a random draw, so these are too).
     m = min(cfg.pca_points, n)
     pca = PCA(n_components=2).fit(mu_all[:m])
     shape_k = names.index("shape") if "shape" in names else varying[0]
 
-    x0 = _batch(data, originals, device)
-    mu0, _ = model.encode(x0)
-    recon = torch.sigmoid(model.decode(mu0))
+    x0 = training.prepare_input(_batch(data, originals, device), cfg.arch, cfg.channels_last)
+    with training.autocast(precision, device):
+        mu0, _ = model.encode(x0)
+        recon = torch.sigmoid(model.decode(mu0).float())
     # Traversals: the first original, one latent at a time over [-r, r], dims ordered by KL.
     order = np.argsort(-kl_per_dim)
     values = torch.linspace(-cfg.traversal_range, cfg.traversal_range, cfg.traversal_steps, device=device)
     z = mu0[:1].repeat(len(order) * cfg.traversal_steps, 1).view(len(order), cfg.traversal_steps, -1)
     for row, d in enumerate(order):
         z[row, :, d] = values
-    trav = torch.sigmoid(model.decode(z.reshape(-1, model.latent_dim)))
+    with training.autocast(precision, device):
+        trav = torch.sigmoid(model.decode(z.reshape(-1, model.latent_dim)).float())
     trav = trav.view(len(order), cfg.traversal_steps, *trav.shape[-2:])
 
     def to_u8(t):  # probabilities as uint8 keep the arrays small
@@ -295,10 +432,28 @@ def evaluate(model: VAE, cfg: BetaVAEConfig, data, eval_idx: np.ndarray, origina
     return metrics, arrays
 
 
+def _train_seconds(history: list[dict], batch_size: int) -> float:
+    """Training time (evaluations excluded) from the loss rows: images over images per second."""
+    steps = [0] + [h["step"] for h in history]
+    return float(sum((b - a) * batch_size / h["images_per_s"] for a, b, h in zip(steps, steps[1:], history)))
+
+
 def _save_npz(path: Path, arrays: dict) -> None:
     with io.atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
+
+
+def model_path(out_dir: str | Path, beta: float, seed: int) -> Path:
+    """Where ``run`` exports the (beta, seed) model's weights when ``export_models`` is set."""
+    return Path(out_dir) / "models" / f"{_tag(beta, seed)}.pt"
+
+
+def export_model(path: Path, model: VAE, **extra) -> None:
+    """Weights only, float32 and contiguous (a few MB for the conv model), loadable with ``load_vae``."""
+    state = checkpoint_state(model, **extra)
+    state["model_state"] = {k: v.detach().float().contiguous().cpu() for k, v in state["model_state"].items()}
+    io.save_torch(path, state)
 
 
 # ---- the experiment ---------------------------------------------------------------
@@ -330,6 +485,7 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
     _check_config_file(out_dir, cfg, seeds, force)
     io.write_json(out_dir / f"{PREFIX}_config.json",
                   {"profile": profile, "config": dataclasses.asdict(cfg), "seeds": seeds,
+                   "precision": training.resolve_precision(cfg.precision, device),
                    "provenance": provenance(device=device)})
 
     threads = torch.get_num_threads()
@@ -342,7 +498,18 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
         eval_idx = rng.permutation(len(data))[: cfg.eval_size] if cfg.eval_size else rng.permutation(len(data))
         originals = rng.choice(len(data), size=cfg.num_originals, replace=False)
 
-        loss_rows, mig_rows = [], []
+        probe = None
+        if cfg.trajectory_every:
+            # Its own stream of the run's seed, so the draws above do not depend on trajectory settings.
+            probe_idx = np.random.default_rng([seed, 1]).choice(len(data), size=min(cfg.trajectory_size, len(data)),
+                                                                replace=False)
+            probe = Probe(data, probe_idx, cfg.num_bins, device, cfg.channels_last, cfg.eval_batch_size)
+
+        loss_rows, mig_rows, traj_rows = [], [], []
+
+        def write_trajectory(rows: list[dict]) -> None:  # finished units' rows plus the running unit's
+            io.write_csv(out_dir / f"{PREFIX}_trajectory.csv", pd.DataFrame(traj_rows + rows))
+
         units = [(b, s) for b in cfg.betas for s in seeds]
         for beta, s in tqdm(units, desc="beta-VAE", disable=not progress, unit="model"):
             end = checkpoint_path(out_dir, beta, s, "end")
@@ -351,21 +518,27 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
                     checkpoint_path(out_dir, beta, s, stage).unlink(missing_ok=True)
             if end.exists() and arrays_path(out_dir, beta, s).exists():
                 state = torch.load(end, map_location="cpu", weights_only=False)
-                history, metrics = state["history"], state["metrics"]
+                history, metrics, trajectory = state["history"], state["metrics"], state.get("trajectory", [])
             else:
-                t0 = time.perf_counter()
-                model, history = train_unit(cfg, data, train_idx, beta, s, out_dir, device, progress)
-                train_seconds = time.perf_counter() - t0
+                model, history, trajectory = train_unit(cfg, data, train_idx, beta, s, out_dir, device, progress,
+                                                        probe=probe, on_trajectory=write_trajectory)
                 metrics, arrays = evaluate(model, cfg, data, eval_idx, originals, beta, s, device)
-                metrics.update(steps=history[-1]["step"], train_seconds=train_seconds)
+                metrics.update(steps=history[-1]["step"], train_seconds=_train_seconds(history, cfg.batch_size),
+                               precision=training.resolve_precision(cfg.precision, device))
                 _save_npz(arrays_path(out_dir, beta, s), arrays)
+                if cfg.export_models:
+                    export_model(model_path(out_dir, beta, s), model, beta=beta, seed=s, step=history[-1]["step"],
+                                 metrics=metrics)
                 io.save_torch(end, checkpoint_state(model, beta=beta, seed=s, step=history[-1]["step"],
-                                                    history=history, metrics=metrics))
+                                                    history=history, trajectory=trajectory, metrics=metrics))
                 checkpoint_path(out_dir, beta, s, "last").unlink(missing_ok=True)
             loss_rows += history
             mig_rows.append(metrics)
+            traj_rows += trajectory
             # Rewrite the CSVs after every unit: an interrupted run still leaves consistent tables.
             io.write_csv(out_dir / f"{PREFIX}_losses.csv", pd.DataFrame(loss_rows, columns=LOSS_COLUMNS))
             io.write_csv(out_dir / f"{PREFIX}_mig.csv", pd.DataFrame(mig_rows))
+            if traj_rows:
+                write_trajectory([])
     finally:
         torch.set_num_threads(threads)

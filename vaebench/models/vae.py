@@ -9,6 +9,8 @@ Two architectures:
   convolutions. ReLU everywhere.
 - ``"mlp"``: a small fully connected model (4096 -> hidden -> 2*latent_dim and back),
   for fast CPU runs and tests.
+- ``"chen"``: the fully connected model of Chen et al. 2018 (beta-TCVAE) for dSprites:
+  encoder 4096-1200-1200 (ReLU), decoder 1200-1200-1200 (tanh) to 4096 logits.
 
 The loss (``elbo_terms``) follows REFERENCE.md §2/§4 (L^B, analytic KL): per sample
 ``recon = -log p(x|z) = BCE-with-logits summed over pixels`` and
@@ -26,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vaebench._extension import has_cuda_kernels
 from vaebench.ops import philox_normal, reparam_kl, reparam_kl_eager
 
 IMAGE_SIZE = 64
-ARCHS = ("conv", "mlp")
+ARCHS = ("conv", "mlp", "chen")
 IMPLS = ("fused", "eager")
 
 
@@ -91,6 +94,25 @@ def _mlp_decoder(latent_dim: int, hidden: int) -> nn.Module:
     )
 
 
+def _chen_encoder(latent_dim: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(IMAGE_SIZE * IMAGE_SIZE, 1200), nn.ReLU(),
+        nn.Linear(1200, 1200), nn.ReLU(),
+        nn.Linear(1200, 2 * latent_dim),
+    )
+
+
+def _chen_decoder(latent_dim: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(latent_dim, 1200), nn.Tanh(),
+        nn.Linear(1200, 1200), nn.Tanh(),
+        nn.Linear(1200, 1200), nn.Tanh(),
+        nn.Linear(1200, IMAGE_SIZE * IMAGE_SIZE),
+        nn.Unflatten(1, (1, IMAGE_SIZE, IMAGE_SIZE)),
+    )
+
+
 class VAE(nn.Module):
     """``encode(x) -> (mu, logvar)`` for ``x`` ``[B, 1, 64, 64]`` in [0, 1];
     ``decode(z) -> logits`` ``[B, 1, 64, 64]`` of the Bernoulli decoder."""
@@ -105,6 +127,8 @@ class VAE(nn.Module):
         d = config.latent_dim
         if config.arch == "conv":
             self.encoder, self.decoder = _conv_encoder(d), _conv_decoder(d)
+        elif config.arch == "chen":
+            self.encoder, self.decoder = _chen_encoder(d), _chen_decoder(d)
         else:
             self.encoder = _mlp_encoder(d, config.mlp_hidden)
             self.decoder = _mlp_decoder(d, config.mlp_hidden)
@@ -116,7 +140,7 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_images(x)
         h = self.encoder(x)
-        mu, logvar = h.chunk(2, dim=1)
+        mu, logvar = _widen(h).chunk(2, dim=1)  # float32 under bf16 autocast: the KL and z need it
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -126,6 +150,11 @@ class VAE(nn.Module):
         """Reconstruction logits at the posterior mean (deterministic)."""
         mu, _ = self.encode(x)
         return self.decode(mu)
+
+
+def _widen(t: torch.Tensor) -> torch.Tensor:
+    """float32 for half-precision tensors (autocast outputs); other dtypes unchanged."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def _check_images(x: torch.Tensor) -> None:
@@ -140,7 +169,8 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     over all non-batch dimensions. Shape ``[B]``."""
     if logits.shape != x.shape:
         raise ValueError(f"logits and x must have the same shape, got {tuple(logits.shape)} and {tuple(x.shape)}")
-    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    # float32 even under bf16 autocast: a sum of 4,096 per-pixel terms needs the mantissa.
+    bce = F.binary_cross_entropy_with_logits(_widen(logits), _widen(x), reduction="none")
     return -bce.flatten(1).sum(1)
 
 
@@ -152,7 +182,10 @@ def sample_latent(
     if impl == "fused":
         return reparam_kl(mu, logvar, seed=seed, offset=offset)
     if impl == "eager":
-        eps = philox_normal(mu.shape, seed, offset, device=mu.device).to(mu.dtype)
+        # The noise is bit-identical on every device, so a build without kernels for mu's
+        # device makes it on the CPU and copies it over.
+        where = mu.device if mu.device.type == "cpu" or has_cuda_kernels("philox_normal_") else "cpu"
+        eps = philox_normal(mu.shape, seed, offset, device=where).to(mu.device, mu.dtype)
         return reparam_kl_eager(mu, logvar, eps)
     raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
 

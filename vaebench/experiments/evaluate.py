@@ -1,0 +1,65 @@
+"""Re-scores trained beta-VAE models without training: MIG of saved models (``load_vae`` files,
+such as the committed ``results/cpu/models/*.pt``) on random dSprites grid images, with the
+disentanglement_lib protocol (encoder means, ``num_bins`` equal-width bins per latent)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from vaebench.experiments import training
+from vaebench.experiments.beta_vae import encode_means, score_means
+from vaebench.models import load_vae
+
+
+def model_files(paths: list[str | Path]) -> list[Path]:
+    """``.pt`` files named directly, or found in folders (``models/*.pt`` first, else ``*.pt``)."""
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted((p / "models").glob("*.pt")) or sorted(p.glob("*.pt"))
+            if not found:
+                raise FileNotFoundError(f"evaluate: {p} holds no models (looked for {p}/models/*.pt and {p}/*.pt)")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"evaluate: no such file or folder: {p}")
+    return files
+
+
+def score_models(paths: list[str | Path], *, size: int | None = 10_000, seed: int = 0, device: str = "cpu",
+                 precision: str = "fp32", num_bins: int = 20, data_path: str | None = None,
+                 progress: bool = True) -> pd.DataFrame:
+    """One row per model: file, beta, seed, step (where the file records them), mig, gap_<factor>,
+    active_dims. ``size`` random grid images (None: the whole grid), the same for every model."""
+    from vaebench.data.dsprites import load_dsprites
+
+    if size is not None and size < 2:
+        raise ValueError(f"evaluate: size must be >= 2 images or None (the full grid), got {size}")
+    files = model_files(paths)
+    data = load_dsprites(data_path)
+    n = len(data)
+    indices = np.arange(n) if size is None or size >= n else np.random.default_rng(seed).choice(n, size, replace=False)
+    resolved = training.resolve_precision(precision, device)
+    rows = []
+    for path in tqdm(files, desc="evaluate", unit="model", disable=not progress):
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model = load_vae(state, map_location=device)
+        means = encode_means(model, data, indices, device=device, precision=resolved)
+        rows.append({"model": str(path), "beta": state.get("beta"), "seed": state.get("seed"),
+                     "step": state.get("step"), **score_means(data, means, indices, num_bins),
+                     "images": len(indices), "precision": resolved})
+    return pd.DataFrame(rows)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    cols = [c for c in table.columns if c in ("beta", "seed", "step", "mig", "active_dims") or c.startswith("gap_")]
+    lines = []
+    for _, r in table.iterrows():
+        values = " ".join(f"{c}={r[c]:.4f}" if isinstance(r[c], float) else f"{c}={r[c]}" for c in cols)
+        lines.append(f"{r['model']}: {values}")
+    return "\n".join(lines) + "\n"

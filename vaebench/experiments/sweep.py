@@ -1,0 +1,162 @@
+"""Recipe sweep for the beta-VAE experiment: which training recipe disentangles dSprites
+fastest per image seen?
+
+Each variant is a set of config overrides on the base profile ``sweep`` (the conv model of the
+literature with MIG scored every ``trajectory_every`` steps). ``run_sweep`` trains every variant
+as its own ``python -m vaebench run beta-vae`` process into ``<out>/<variant>/`` (so variants run
+side by side, resume one by one, and a variant that fails does not stop the others);
+``collect`` merges their MIG trajectories into ``sweep_trajectories.csv`` and a summary table
+``sweep_summary.csv`` (final MIG and images to reach MIG >= 0.10 per variant), and draws
+``sweep_mig.png``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vaebench.utils import io
+
+# name -> overrides of the "sweep" profile of vaebench.experiments.beta_vae. One seed each:
+# the sweep ranks recipes, the chosen profile then runs every beta over several seeds.
+VARIANTS: dict[str, dict] = {
+    "conv_b4_lr1e-4": {"betas": "4", "lr": "1e-4"},  # disentanglement_lib's recipe
+    "conv_b4_lr5e-4": {"betas": "4", "lr": "5e-4"},
+    "conv_b4_lr1e-3": {"betas": "4", "lr": "1e-3"},
+    "conv_b8_lr5e-4": {"betas": "8", "lr": "5e-4"},
+    "conv_b8_lr1e-3": {"betas": "8", "lr": "1e-3"},
+    "conv_b8_lr1e-3_warmup": {"betas": "8", "lr": "1e-3", "beta_warmup_steps": "10000"},
+    "conv_b4_lr5e-4_fp32": {"betas": "4", "lr": "5e-4", "precision": "fp32"},  # pairs with conv_b4_lr5e-4
+    "conv_b1_lr5e-4": {"betas": "1", "lr": "5e-4"},
+    "conv_b4_lr5e-4_z20": {"betas": "4", "lr": "5e-4", "latent_dim": "20"},  # the document's latent size
+    "chen_b4_lr1e-3_bs256": {"betas": "4", "lr": "1e-3", "arch": "chen", "batch_size": "256",
+                             "trajectory_every": "625"},
+}
+TARGET_MIG = 0.10
+
+
+def variant_command(name: str, out: Path, *, device: str, seed: int, extra: dict[str, str]) -> list[str]:
+    sets = {**VARIANTS[name], **extra}
+    cmd = [sys.executable, "-m", "vaebench", "run", "beta-vae", "--profile", "sweep", "--out", str(out / name),
+           "--device", device, "--seed", str(seed), "--no-progress"]
+    for k, v in sets.items():
+        cmd += ["--set", f"{k}={v}"]
+    return cmd
+
+
+def run_sweep(out: str | Path, names: list[str] | None = None, *, jobs: int = 2, device: str = "cpu",
+              seed: int = 0, extra: dict[str, str] | None = None, progress: bool = True) -> dict[str, int]:
+    """Runs the variants ``names`` (default all) at most ``jobs`` at a time; returns each exit code.
+    Each variant's output goes to ``<out>/<name>/log.txt``."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    names = list(VARIANTS) if names is None else names
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"sweep: unknown variant(s) {unknown}; known: {sorted(VARIANTS)}")
+    if jobs < 1:
+        raise ValueError(f"sweep: jobs must be >= 1, got {jobs}")
+    pending, running, codes = list(names), {}, {}
+    bar = tqdm(total=len(names), desc="sweep", unit="variant", disable=not progress)
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                name = pending.pop(0)
+                (out / name).mkdir(parents=True, exist_ok=True)
+                log = open(out / name / "log.txt", "a")
+                env = {**os.environ, "OMP_NUM_THREADS": "1"}
+                running[name] = (subprocess.Popen(variant_command(name, out, device=device, seed=seed,
+                                                                  extra=extra or {}),
+                                                  stdout=log, stderr=subprocess.STDOUT, env=env), log)
+            for name, (proc, log) in list(running.items()):
+                if proc.poll() is not None:
+                    log.close()
+                    codes[name] = proc.returncode
+                    del running[name]
+                    bar.update(1)
+                    bar.write(f"[sweep] {name}: {'done' if proc.returncode == 0 else f'failed ({proc.returncode})'}")
+            time.sleep(1.0)
+    finally:
+        for proc, log in running.values():
+            proc.terminate()
+            log.close()
+        bar.close()
+    return codes
+
+
+def _images_to(g: pd.DataFrame, target: float) -> float:
+    hit = g[g["mig"] >= target]
+    return float(hit["images"].iloc[0]) if len(hit) else float("nan")
+
+
+def collect(out: str | Path) -> pd.DataFrame:
+    """Merges the variants' trajectories in ``out`` into ``sweep_trajectories.csv`` and
+    ``sweep_summary.csv``; draws ``sweep_mig.png``. Returns the summary."""
+    out = Path(out)
+    frames = []
+    for path in sorted(out.glob("*/beta_vae_trajectory.csv")):
+        t = pd.read_csv(path)
+        info = json.loads((path.parent / "beta_vae_config.json").read_text())
+        c = info["config"]
+        t.insert(0, "variant", path.parent.name)
+        for key in ("arch", "latent_dim", "batch_size", "lr", "beta_warmup_steps"):
+            t[key] = c[key]
+        t["precision"] = info.get("precision", c["precision"])
+        t["device"] = info.get("provenance", {}).get("device", "")
+        frames.append(t)
+    if not frames:
+        raise FileNotFoundError(f"{out} holds no variant trajectories (*/beta_vae_trajectory.csv): run the sweep first")
+    traj = pd.concat(frames, ignore_index=True)
+    io.write_csv(out / "sweep_trajectories.csv", traj)
+    rows = []
+    for name, g in traj.groupby("variant", sort=False):
+        g = g.sort_values("images")
+        last = g.iloc[-1]
+        rows.append({"variant": name, "beta": last["beta"], "arch": last["arch"], "latent_dim": last["latent_dim"],
+                     "batch_size": last["batch_size"], "lr": last["lr"], "precision": last["precision"],
+                     "images": int(last["images"]), "final_mig": last["mig"],
+                     "best_mig": g["mig"].max(), "images_to_0.10": _images_to(g, TARGET_MIG),
+                     "active_dims": int(last["active_dims"]), "recon": last["recon"], "kl": last["kl"]})
+    summary = pd.DataFrame(rows)
+    io.write_csv(out / "sweep_summary.csv", summary)
+    _figure(traj, out / "sweep_mig.png")
+    return summary
+
+
+def _figure(traj: pd.DataFrame, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from vaebench.utils.io import save_figure
+
+    gaps = [c for c in traj.columns if c.startswith("gap_")]
+    fig, axes = plt.subplots(1, 1 + len(gaps), figsize=(4.2 * (1 + len(gaps)), 3.6), squeeze=False)
+    for name, g in traj.groupby("variant", sort=False):
+        g = g.sort_values("images")
+        line, = axes[0, 0].plot(g["images"] / 1e6, g["mig"], label=name, lw=1.2)
+        for ax, col in zip(axes[0, 1:], gaps):
+            ax.plot(g["images"] / 1e6, g[col], color=line.get_color(), lw=1.0)
+    axes[0, 0].axhline(TARGET_MIG, color="k", ls=":", lw=0.8)
+    axes[0, 0].set(title="MIG", xlabel="images seen (millions)", ylabel="MIG")
+    axes[0, 0].legend(fontsize=6)
+    for ax, col in zip(axes[0, 1:], gaps):
+        ax.set(title=f"gap: {col[4:]}", xlabel="images seen (millions)")
+    save_figure(fig, path)
+
+
+def summary_markdown(out: str | Path) -> str:
+    s = pd.read_csv(Path(out) / "sweep_summary.csv")
+    lines = ["| variant | beta | arch | z | batch | lr | precision | images | MIG (last) | MIG (best) | images to 0.10 |",
+             "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for _, r in s.iterrows():
+        reach = "-" if np.isnan(r["images_to_0.10"]) else f"{r['images_to_0.10'] / 1e6:.2f}M"
+        lines.append(f"| {r['variant']} | {r['beta']:g} | {r['arch']} | {r['latent_dim']} | {r['batch_size']} | "
+                     f"{r['lr']:g} | {r['precision']} | {r['images'] / 1e6:.2f}M | {r['final_mig']:.3f} | "
+                     f"{r['best_mig']:.3f} | {reach} |")
+    return "\n".join(lines) + "\n"
