@@ -236,7 +236,7 @@ def _vae_checkpoints(cfg: EstimatorsConfig, out_dir: Path, seed: int, device: st
             epochs=cfg.vae_epochs, train_size=cfg.vae_train_size, data_path=cfg.data_path)
         data = load_dsprites(cfg.data_path)
         train_idx = np.sort(np.random.default_rng([seed, 1]).permutation(len(data))[: cfg.vae_train_size])
-        model, history = beta_vae.train_unit(bcfg, data, train_idx, cfg.vae_beta, seed, train_dir, device, progress)
+        model, history, _ = beta_vae.train_unit(bcfg, data, train_idx, cfg.vae_beta, seed, train_dir, device, progress)
         io.save_torch(paths["end"], checkpoint_state(model, beta=cfg.vae_beta, seed=seed,
                                                      step=history[-1]["step"], history=history))
         beta_vae.checkpoint_path(train_dir, cfg.vae_beta, seed, "last").unlink(missing_ok=True)
