@@ -27,6 +27,8 @@ CAPTIONS = {
     "beta_vae_traversals.png": "Latent traversals, one panel per beta: each row varies one latent dimension from -2.5 to "
                                "2.5 with the others fixed, rows sorted by the dimension's KL (in nats, in brackets).",
     "beta_vae_mig.png": "MIG per beta (mean and spread over seeds) beside the document's single-run values.",
+    "beta_vae_trajectory.png": "MIG over training (10,000 random grid images, encoder means, 20 bins) against images "
+                               "seen, mean and spread over seeds per beta, then each factor's gap.",
 }
 SHAPES = ("square", "ellipse", "heart")  # dSprites shape classes 0, 1, 2
 
@@ -156,14 +158,41 @@ def _mig_bars(mig: pd.DataFrame, out_dir: Path) -> Path:
     return path
 
 
+def _trajectory(traj: pd.DataFrame, out_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    gaps = [c for c in traj.columns if c.startswith("gap_")]
+    stats = traj.groupby(["beta", "images"])[["mig", *gaps]].agg(["mean", "std"]).reset_index()
+    fig, axes = plt.subplots(1, 1 + len(gaps), figsize=(3.6 * (1 + len(gaps)), 3.3), squeeze=False, sharey=True)
+    for beta, s in stats.groupby("beta"):
+        x = s["images"].to_numpy() / 1e6
+        for ax, col in zip(axes[0], ["mig", *gaps]):
+            m, sd = s[(col, "mean")].to_numpy(), s[(col, "std")].fillna(0).to_numpy()
+            ax.plot(x, m, label=f"beta = {beta:g}", lw=1.3)
+            ax.fill_between(x, m - sd, m + sd, alpha=0.2)
+    for beta, doc in DOCUMENT.items():
+        if beta in set(traj["beta"]):
+            axes[0, 0].axhline(doc["mig"], ls=":", lw=0.8, color="k")
+    axes[0, 0].set(title="MIG (dotted: the document's)", xlabel="images seen (millions)", ylabel="MIG")
+    axes[0, 0].legend(fontsize=8)
+    for ax, col in zip(axes[0, 1:], gaps):
+        ax.set(title=f"gap: {col[4:]}", xlabel="images seen (millions)")
+    path = out_dir / f"{PREFIX}_trajectory.png"
+    save_figure(fig, path)
+    return path
+
+
 def make_figures(out_dir: str | Path) -> list[Path]:
-    """Loss curves (fig 2, 4), reconstructions (fig 3, 5), PCA (fig 6), traversals, MIG bars."""
+    """Loss curves (fig 2, 4), reconstructions (fig 3, 5), PCA (fig 6), traversals, MIG bars,
+    and MIG over training where the run scored it."""
     out_dir = Path(out_dir)
     losses, mig = _read(out_dir, "losses"), _read(out_dir, "mig")
     runs = _first_seeds(mig)
     paths = _loss_curves(losses, out_dir)
     paths += [_reconstructions(runs, out_dir), _panels(runs, out_dir, "pca", 4, _draw_pca),
               _panels(runs, out_dir, "traversals", 5, _draw_traversal), _mig_bars(mig, out_dir)]
+    if (out_dir / f"{PREFIX}_trajectory.csv").exists():
+        paths.append(_trajectory(_read(out_dir, "trajectory"), out_dir))
     return paths
 
 
@@ -186,8 +215,10 @@ def summary_markdown(out_dir: str | Path) -> str:
         info = json.loads(cfg_path.read_text())
         c = info["config"]
         size = c["train_size"] or "full grid (737,280)"
+        budget = (f"{c['steps']:,} steps ({c['steps'] * c['batch_size'] / 1e6:.2f}M images) on the {size} images"
+                  if c.get("steps") else f"{c['epochs']} epochs of {size} images")
         lines += [f"Profile `{info.get('profile')}`: {c['arch']} model, latent dim {c['latent_dim']}, "
-                  f"{c['epochs']} epochs of {size} images, batch {c['batch_size']}, Adam lr {c['lr']:g}, "
+                  f"{budget}, batch {c['batch_size']}, Adam lr {c['lr']:g}, precision {info.get('precision', 'fp32')}, "
                   f"seeds {info['seeds']}; MIG ({c['num_bins']} bins) on {c['eval_size'] or 'all 737,280'} images.", ""]
     lines += ["| beta | seeds | MIG | MIG (doc) | recon | recon (doc) | KL | KL (doc) | active dims |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -200,6 +231,17 @@ def summary_markdown(out_dir: str | Path) -> str:
               "| beta | " + " | ".join(c[4:] for c in gap_cols) + " |", "|---:|" + "---:|" * len(gap_cols)]
     for beta, g in mig.groupby("beta"):
         lines.append(f"| {beta:g} | " + " | ".join(f"{g[c].mean():.3f}" for c in gap_cols) + " |")
+    traj_path = out_dir / f"{PREFIX}_trajectory.csv"
+    if traj_path.exists():
+        traj = pd.read_csv(traj_path)
+        lines += ["", "MIG over training (encoder means of the fixed scoring images; mean over seeds at each scoring step):", "",
+                  "| beta | images seen | MIG | seconds (mean) |", "|---:|---:|---:|---:|"]
+        for beta, g in traj.groupby("beta"):
+            per_step = g.groupby("images")[["mig", "seconds"]].mean().reset_index()
+            picks = sorted(set(np.linspace(0, len(per_step) - 1, min(5, len(per_step))).round().astype(int)))
+            for i in picks:
+                r = per_step.iloc[i]
+                lines.append(f"| {beta:g} | {r['images'] / 1e6:.2f}M | {r['mig']:.4f} | {r['seconds']:.0f} |")
     lines += ["", "Recon is the Bernoulli BCE summed over the 4,096 pixels and KL the analytic KL, per sample, "
               "on the evaluation images with one posterior sample each; the document's values are single runs "
               "read off its plots.", ""]

@@ -1,0 +1,156 @@
+"""Fast training and scoring of the beta-VAE: precision switch, MIG trajectory (written, resumed
+without duplicates), exported models re-scored by the evaluate command, the cpu profile."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vaebench.cli import main
+from vaebench.experiments import beta_vae as bv
+from vaebench.experiments import evaluate, training
+from vaebench.metrics import mig_reference
+from vaebench.models import VAE, load_vae
+
+TINY = dict(betas=(4.0,), train_size=256, eval_size=256, pca_points=64, trajectory_every=3, trajectory_size=300)
+
+
+# --- precision ---------------------------------------------------------------------------------
+
+def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
+    monkeypatch.setattr(training, "bf16_supported", lambda device="cpu": False)
+    assert training.resolve_precision("auto") == "fp32"
+    with pytest.raises(ValueError, match="precision='bf16' needs native bfloat16"):
+        training.resolve_precision("bf16")
+    monkeypatch.setattr(training, "bf16_supported", lambda device="cpu": True)
+    assert training.resolve_precision("auto") == "bf16"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        training.resolve_precision("fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        bv.make_config("smoke", precision="half")
+
+
+@pytest.mark.skipif(not training.bf16_supported("cpu"), reason="this CPU has no native bfloat16")
+def test_bf16_step_computes_the_fp32_loss_to_bf16_accuracy():
+    torch.manual_seed(0)
+    x = (torch.rand(16, 1, 64, 64, generator=torch.Generator().manual_seed(1)) < 0.15).float()
+    models = {p: VAE(arch="conv", latent_dim=6) for p in ("fp32", "bf16")}
+    models["bf16"].load_state_dict(models["fp32"].state_dict())
+    terms = {}
+    for p, m in models.items():
+        opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+        terms[p], _ = bv.train_step(m, opt, x, 4.0, impl="fused", seed=3, offset=0, precision=p)
+    # The loss terms are float32 in both (widened before the KL and BCE sums).
+    assert terms["bf16"].loss.dtype == terms["bf16"].kl.dtype == torch.float32
+    # bf16 keeps 8 mantissa bits: per-pixel logits within ~2^-8 relative, so the 4,096-pixel
+    # BCE sum agrees to well under a percent.
+    torch.testing.assert_close(terms["bf16"].recon, terms["fp32"].recon, rtol=1e-2, atol=0)
+    torch.testing.assert_close(terms["bf16"].kl, terms["fp32"].kl, rtol=5e-2, atol=1e-3)
+
+
+def test_prefetcher_yields_in_order_and_raises_at_the_failing_item():
+    with training.Prefetcher(lambda i: i * i, 2, 7) as it:
+        assert list(it) == [4, 9, 16, 25, 36]
+
+    def make(i):
+        if i == 3:
+            raise RuntimeError("bad batch 3")
+        return i
+
+    with training.Prefetcher(make, 0, 10) as it:
+        assert next(it) == 0 and next(it) == 1 and next(it) == 2
+        with pytest.raises(RuntimeError, match="bad batch 3"):
+            next(it)
+
+
+# --- trajectory --------------------------------------------------------------------------------
+
+def test_trajectory_rows_and_resume_without_duplicates(tmp_path, monkeypatch):
+    bv.run(tmp_path / "straight", "smoke", progress=False, **TINY)
+    straight = pd.read_csv(tmp_path / "straight" / "beta_vae_trajectory.csv")
+    # 3 epochs of 4 steps: scored at step 0, every 3 steps, and at the end.
+    assert list(straight["step"]) == [0, 3, 6, 9, 12]
+    assert list(straight["images"]) == [0, 192, 384, 576, 768]
+    assert {"mig", "gap_shape", "gap_posY", "active_dims", "recon", "kl", "seconds"} <= set(straight.columns)
+    assert straight["seconds"].is_monotonic_increasing and ((straight["mig"] >= 0) & (straight["mig"] <= 1)).all()
+    # The last row scores the final model on the same images as an independent MIG would.
+    cfg = bv.make_config("smoke", **TINY)
+    model = bv.load_checkpoint(tmp_path / "straight", 4.0, 0, "end")
+    from vaebench.data import DSprites
+
+    data = DSprites()
+    idx = np.random.default_rng([0, 1]).choice(len(data), size=cfg.trajectory_size, replace=False)
+    means = bv.encode_means(model, data, idx, precision=training.resolve_precision(cfg.precision))
+    ref = mig_reference(means, data.index_to_factors(idx)[:, 1:], num_bins=cfg.num_bins)
+    assert straight["mig"].iloc[-1] == pytest.approx(ref.score, abs=1e-12)
+
+    real_step, calls = bv.train_step, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 8:  # after the scoring point at step 6 (a resume point), before step 9
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(bv, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bv.run(tmp_path / "resumed", "smoke", progress=False, **TINY)
+    partial = pd.read_csv(tmp_path / "resumed" / "beta_vae_trajectory.csv")
+    assert list(partial["step"]) == [0, 3, 6]  # written as the unit runs
+    calls["n"] = -(10**9)
+    bv.run(tmp_path / "resumed", "smoke", progress=False, **TINY)
+    assert calls["n"] == -(10**9) + 6  # steps 7..12 only
+    resumed = pd.read_csv(tmp_path / "resumed" / "beta_vae_trajectory.csv")
+    assert list(resumed["step"]) == list(straight["step"])  # no duplicates
+    np.testing.assert_allclose(resumed[["mig", "recon", "kl"]], straight[["mig", "recon", "kl"]], rtol=1e-5)
+
+
+# --- exported models and the evaluate command -----------------------------------------------------
+
+def test_exported_models_rescore_to_the_runs_numbers(tmp_path, capsys):
+    small = {**TINY, "trajectory_every": 0, "export_models": True}
+    bv.run(tmp_path, "smoke", progress=False, **small)
+    path = bv.model_path(tmp_path, 4.0, 0)
+    state = torch.load(path, weights_only=False)
+    assert set(state) >= {"model_config", "model_state", "beta", "seed", "step"} and "optimizer_state" not in state
+    assert all(v.dtype == torch.float32 and v.is_contiguous() for v in state["model_state"].values())
+    end = bv.load_checkpoint(tmp_path, 4.0, 0, "end")
+    for a, b in zip(load_vae(path).parameters(), end.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+    table = evaluate.score_models([tmp_path], size=500, seed=3, progress=False)
+    assert list(table["beta"]) == [4.0] and list(table["seed"]) == [0] and list(table["images"]) == [500]
+    from vaebench.data import DSprites
+
+    data = DSprites()
+    idx = np.random.default_rng(3).choice(len(data), 500, replace=False)
+    means = bv.encode_means(end, data, idx)
+    ref = mig_reference(means, data.index_to_factors(idx)[:, 1:], num_bins=20)
+    assert table["mig"].iloc[0] == pytest.approx(ref.score, abs=1e-12)
+
+    assert main(["evaluate", str(tmp_path), "--size", "500", "--seed", "3", "--no-progress",
+                 "--csv", str(tmp_path / "scores.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "beta4_seed0.pt" in out and f"mig={ref.score:.4f}" in out
+    assert pd.read_csv(tmp_path / "scores.csv")["mig"].iloc[0] == pytest.approx(ref.score, abs=1e-12)
+
+
+def test_evaluate_names_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no models"):
+        evaluate.model_files([tmp_path])
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        evaluate.model_files([tmp_path / "nope.pt"])
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(tmp_path / "nope.pt")])
+    assert e.value.code == 2
+
+
+# --- profiles ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("profile", ["cpu", "sweep", "paper"])
+def test_long_profiles_are_valid(profile):
+    cfg = bv.make_config(profile)
+    assert cfg.arch == "conv" and cfg.batch_size >= 1 and cfg.trajectory_size == 10_000 and cfg.num_bins == 20
+    if profile == "cpu":
+        assert cfg.betas == (1.0, 4.0, 8.0) and cfg.num_seeds >= 3  # the document's grid, with a spread
+        assert cfg.export_models and cfg.trajectory_every > 0 and cfg.eval_size is None  # full-grid final MIG
+        assert cfg.precision == "auto" and cfg.channels_last
