@@ -9,6 +9,7 @@
 // blocks count straight into global memory instead.
 #include <algorithm>
 
+#include "cuda/launch.h"
 #include "cuda/mig_histogram.h"
 #include "vaebench/histogram.h"
 
@@ -25,13 +26,13 @@ __global__ void __launch_bounds__(kThreads)
                          int64_t D, int64_t K, const double* __restrict__ lo,
                          const double* __restrict__ hi, int32_t bins, int64_t C, int64_t group,
                          unsigned long long* __restrict__ counts) {
-  extern __shared__ unsigned int shist[];
+  VB_DYNAMIC_SHARED(unsigned int, shist);
   const int64_t groups = (K + group - 1) / group;
   const int64_t table = static_cast<int64_t>(bins) * C;
   for (int64_t pair = blockIdx.y; pair < D * groups; pair += gridDim.y) {
     const int64_t d = pair / groups;
     const int64_t k0 = (pair % groups) * group;
-    const int64_t kn = min(group, K - k0);
+    const int64_t kn = group < K - k0 ? group : K - k0;
     const BinSpec spec = make_bin_spec(lo[d], hi[d], bins);
     unsigned long long* dst = counts + (d * K + k0) * table;
     if (kShared) {
@@ -79,11 +80,11 @@ cudaError_t launch(const scalar_t* x, const int64_t* f, int64_t N, int64_t D, in
   const dim3 grid(static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(bx, 0x7fffffff))),
                   static_cast<unsigned>(std::min<int64_t>(pairs, 65535)));
   if (shared) {
-    mig_histogram_kernel<scalar_t, true><<<grid, kThreads, g * table_bytes, stream>>>(
-        x, f, N, D, K, lo, hi, bins, C, g, counts);
+    launch_kernel(mig_histogram_kernel<scalar_t, true>, grid, dim3(kThreads), g * table_bytes, stream, x,
+                  f, N, D, K, lo, hi, bins, C, g, counts);
   } else {
-    mig_histogram_kernel<scalar_t, false><<<grid, kThreads, 0, stream>>>(x, f, N, D, K, lo, hi,
-                                                                         bins, C, g, counts);
+    launch_kernel(mig_histogram_kernel<scalar_t, false>, grid, dim3(kThreads), 0, stream, x, f, N, D,
+                  K, lo, hi, bins, C, g, counts);
   }
   return cudaGetLastError();
 }

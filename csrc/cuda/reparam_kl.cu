@@ -1,12 +1,23 @@
 // CUDA kernels of the fused reparam+KL op. Plain CUDA, no torch headers: the
-// math comes from the same headers the CPU build uses.
+// math comes from the same headers the CPU build uses, and launch.h lets this
+// very file also compile as host C++ for the CPU emulator (csrc/emu).
 //
-// Noise-consuming kernels (z, backward, philox_normal) give one thread one
-// Philox block, i.e. 4 consecutive stream positions = 4 consecutive elements.
-// The KL forward needs no noise and is a deterministic warp-per-row reduction.
+// Noise: a thread takes whole Philox groups (4 consecutive stream positions =
+// 4 consecutive elements). Where a group's elements are suitably aligned it
+// reads and writes each array with one 16-byte access (8 bytes for 16-bit
+// types, two for float64), otherwise element by element.
+//
+// Forward: one pass over mu and logvar. A block owns a tile of whole rows (or
+// one long row, in chunks): it writes z, keeps each element's KL term in
+// shared memory, then sums every row in a fixed order. kl is therefore
+// deterministic, whatever the grid size or scheduling.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstring>
+#include <type_traits>
+
+#include "launch.h"
 #include "reparam_kl.h"
 #include "vaebench/philox.h"
 #include "vaebench/reparam_kl.h"
@@ -16,6 +27,13 @@ namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+// Elements per forward chunk: 8 per thread; their KL terms fit in 16 KB of
+// shared memory even in float64.
+constexpr int64_t kChunk = 2048;
+// Rows up to this long are summed by one thread each, longer ones by a warp.
+constexpr int64_t kThreadRowMax = 32;
+constexpr int64_t kMaxBlocks = 65535 * 8;
 
 template <typename S> struct AccOf { using type = float; };
 template <> struct AccOf<double> { using type = double; };
@@ -31,97 +49,214 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(flo
 template <> __device__ __forceinline__ float from_acc<float>(float x) { return x; }
 template <> __device__ __forceinline__ double from_acc<double>(double x) { return x; }
 
-// The Philox blocks covering positions [offset, offset + n).
-struct BlockRange {
-  uint64_t first;
-  int64_t count;
+__host__ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+__host__ __device__ __forceinline__ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// ---- 4-element vector accesses ------------------------------------------------
+
+// The word one access moves: 16 bytes, or all 4 elements when they are smaller.
+template <typename S> using Word = std::conditional_t<(4 * sizeof(S) >= 16), uint4, uint2>;
+template <typename S> constexpr int kWordsPer4 = static_cast<int>(4 * sizeof(S) / sizeof(Word<S>));
+
+// Whether element e of p is word-aligned for every e with e + offset a
+// multiple of 4, i.e. for the first element of every Philox group.
+template <typename S>
+__device__ __forceinline__ bool group_aligned(const S* p, uint64_t offset) {
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) - static_cast<uintptr_t>(offset) * sizeof(S);
+  return first % sizeof(Word<S>) == 0;
+}
+
+template <typename S>
+__device__ __forceinline__ void load4(const S* p, S (&v)[4]) {
+  Word<S> w[kWordsPer4<S>];
+#pragma unroll
+  for (int k = 0; k < kWordsPer4<S>; ++k) w[k] = reinterpret_cast<const Word<S>*>(p)[k];
+  memcpy(v, w, sizeof(v));
+}
+
+template <typename S>
+__device__ __forceinline__ void store4(S* p, const S (&v)[4]) {
+  Word<S> w[kWordsPer4<S>];
+  memcpy(w, v, sizeof(v));
+#pragma unroll
+  for (int k = 0; k < kWordsPer4<S>; ++k) reinterpret_cast<Word<S>*>(p)[k] = w[k];
+}
+
+// The Philox groups holding elements [e_begin, e_end), element e being stream
+// position offset + e; the first element of group g is 4 g - offset (it may
+// lie before e_begin, or be negative).
+struct Groups {
+  uint64_t begin, end;
 };
 
-__host__ __device__ inline BlockRange block_range(uint64_t offset, int64_t n) {
-  const uint64_t first = offset >> 2;
-  return BlockRange{first, static_cast<int64_t>(((offset + static_cast<uint64_t>(n) + 3) >> 2) - first)};
+__device__ __forceinline__ Groups groups_of(int64_t e_begin, int64_t e_end, uint64_t offset) {
+  if (e_end <= e_begin) return Groups{0, 0};
+  return Groups{(offset + static_cast<uint64_t>(e_begin)) >> 2, (offset + static_cast<uint64_t>(e_end) + 3) >> 2};
 }
 
-inline unsigned grid_for(int64_t work) {
-  const int64_t blocks = (work + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 65535 * 8 ? (blocks > 0 ? blocks : 1) : 65535 * 8);
+__device__ __forceinline__ int64_t group_first(uint64_t g, uint64_t offset) {
+  return static_cast<int64_t>(4 * g - offset);
 }
 
-// Calls f(i, eps_i) for every element i in [0, n), one thread per Philox block
-// (grid-stride), eps_i being the normal at stream position offset + i.
-template <typename F>
-__device__ __forceinline__ void for_each_noise_element(int64_t n, PhiloxKey key, uint64_t offset,
-                                                       BlockRange range, const F& f) {
-  for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b < range.count;
-       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint64_t block = range.first + static_cast<uint64_t>(b);
-    const F32x4 eps = normal_block(block, key);
+// ---- kernels --------------------------------------------------------------------
+
+template <typename S>
+__global__ void __launch_bounds__(kThreads)
+    forward_kernel(const S* __restrict__ mu, const S* __restrict__ logvar, S* __restrict__ z,
+                   S* __restrict__ kl, int64_t rows, int64_t cols, int64_t tile_rows,
+                   PhiloxKey key, uint64_t offset) {
+  using A = typename AccOf<S>::type;
+  VB_SHARED_ARRAY(A, terms, kChunk);  // the KL terms of the current chunk
+  const bool vec = group_aligned(mu, offset) && group_aligned(logvar, offset) && group_aligned(z, offset);
+  const int lane_id = threadIdx.x & 31, warp_id = threadIdx.x >> 5;
+  const int64_t tiles = (rows + tile_rows - 1) / tile_rows;
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int64_t r0 = tile * tile_rows, r1 = min64(rows, r0 + tile_rows);
+    const int64_t end = r1 * cols;
+    A carry = 0;  // lane 0 of warp 0: the sum so far of a row longer than a chunk
+    int64_t c0 = r0 * cols;
+    do {  // chunks [c0, c1); at least one, so that rows of no columns get kl = 0
+      const int64_t c1 = min64(end, c0 + kChunk);
+      const Groups gr = groups_of(c0, c1, offset);
+      for (uint64_t g = gr.begin + threadIdx.x; g < gr.end; g += blockDim.x) {
+        const F32x4 eps = normal_block(g, key);
+        const int64_t e0 = group_first(g, offset);
+        if (vec && e0 >= c0 && e0 + 4 <= c1) {
+          S m[4], lv[4], zo[4];
+          load4(mu + e0, m);
+          load4(logvar + e0, lv);
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int64_t i = static_cast<int64_t>(4 * block + j - offset);
-      if (i >= 0 && i < n) f(i, lane(eps, j));
-    }
+          for (int j = 0; j < 4; ++j) {
+            const auto o = ::vaebench::reparam_kl_forward<A>(to_acc(m[j]), to_acc(lv[j]), lane(eps, j));
+            zo[j] = from_acc<S>(o.z);
+            terms[e0 - c0 + j] = o.kl_term;
+          }
+          store4(z + e0, zo);
+        } else {
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            const int64_t e = e0 + j;
+            if (e < c0 || e >= c1) continue;
+            const auto o = ::vaebench::reparam_kl_forward<A>(to_acc(mu[e]), to_acc(logvar[e]), lane(eps, j));
+            z[e] = from_acc<S>(o.z);
+            terms[e - c0] = o.kl_term;
+          }
+        }
+      }
+      __syncthreads();
+      if (cols <= kThreadRowMax) {  // the tile is one chunk: a thread per row
+        for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x) {
+          const A* t = terms + (r - r0) * cols;
+          A s = 0;
+          for (int64_t c = 0; c < cols; ++c) s += t[c];
+          kl[r] = from_acc<S>(s);
+        }
+      } else {  // a warp per row (part of a row when it spans chunks): lanes, then shuffles
+        const int64_t first_row = c0 / cols, last_row = (c1 - 1) / cols;
+        for (int64_t r = first_row + warp_id; r <= last_row; r += kWarps) {
+          const int64_t b = max64(r * cols, c0), e = min64((r + 1) * cols, c1);
+          A s = 0;
+          for (int64_t i = b + lane_id; i < e; i += 32) s += terms[i - c0];
+#pragma unroll
+          for (int sh = 16; sh > 0; sh >>= 1) s += __shfl_down_sync(0xffffffffu, s, sh);
+          if (lane_id == 0) {
+            carry += s;
+            if (e == (r + 1) * cols) {  // the row ends in this chunk
+              kl[r] = from_acc<S>(carry);
+              carry = 0;
+            }
+          }
+        }
+      }
+      __syncthreads();  // the next chunk overwrites terms
+      c0 = c1;
+    } while (c0 < end);
   }
 }
 
 template <typename S>
-__global__ void z_kernel(const S* __restrict__ mu, const S* __restrict__ logvar, S* __restrict__ z,
-                         int64_t n, PhiloxKey key, uint64_t offset, BlockRange range) {
+__global__ void __launch_bounds__(kThreads)
+    backward_kernel(const S* __restrict__ gz, const S* __restrict__ gk, const S* __restrict__ mu,
+                    const S* __restrict__ logvar, S* __restrict__ dmu, S* __restrict__ dlogvar,
+                    int64_t n, int64_t cols, PhiloxKey key, uint64_t offset) {
   using A = typename AccOf<S>::type;
-  for_each_noise_element(n, key, offset, range, [&](int64_t i, float eps) {
-    z[i] = from_acc<S>(::vaebench::reparam_kl_forward<A>(to_acc(mu[i]), to_acc(logvar[i]), eps).z);
-  });
-}
-
-// One warp per row; lanes stride over the columns, then a shuffle reduction
-// (fixed order, so results are deterministic).
-template <typename S>
-__global__ void kl_kernel(const S* __restrict__ mu, const S* __restrict__ logvar, S* __restrict__ kl,
-                          int64_t rows, int64_t cols) {
-  using A = typename AccOf<S>::type;
-  const int lane_id = threadIdx.x & 31;
-  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
-  for (int64_t r = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) >> 5; r < rows; r += warps) {
-    A acc = 0;
-    for (int64_t c = lane_id; c < cols; c += 32) {
-      const int64_t i = r * cols + c;
-      acc += kl_term<A>(to_acc(mu[i]), to_acc(logvar[i]));
-    }
+  const bool vec = group_aligned(gz, offset) && group_aligned(mu, offset) && group_aligned(logvar, offset) &&
+                   group_aligned(dmu, offset) && group_aligned(dlogvar, offset);
+  const Groups gr = groups_of(0, n, offset);
+  for (uint64_t g = gr.begin + blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x; g < gr.end;
+       g += static_cast<uint64_t>(gridDim.x) * blockDim.x) {
+    const F32x4 eps = normal_block(g, key);
+    const int64_t e0 = group_first(g, offset);
+    if (vec && e0 >= 0 && e0 + 4 <= n) {
+      S gzv[4], m[4], lv[4], dm[4], dl[4];
+      load4(gz + e0, gzv);
+      load4(mu + e0, m);
+      load4(logvar + e0, lv);
+      int64_t r = e0 / cols, c = e0 - r * cols;  // one division per group
 #pragma unroll
-    for (int s = 16; s > 0; s >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, s);
-    if (lane_id == 0) kl[r] = from_acc<S>(acc);
+      for (int j = 0; j < 4; ++j, ++c) {
+        while (c >= cols) c -= cols, ++r;
+        const auto o = ::vaebench::reparam_kl_backward<A>(to_acc(gzv[j]), to_acc(gk[r]), to_acc(m[j]),
+                                                          to_acc(lv[j]), lane(eps, j));
+        dm[j] = from_acc<S>(o.dmu);
+        dl[j] = from_acc<S>(o.dlogvar);
+      }
+      store4(dmu + e0, dm);
+      store4(dlogvar + e0, dl);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int64_t e = e0 + j;
+        if (e < 0 || e >= n) continue;
+        const auto o = ::vaebench::reparam_kl_backward<A>(to_acc(gz[e]), to_acc(gk[e / cols]), to_acc(mu[e]),
+                                                          to_acc(logvar[e]), lane(eps, j));
+        dmu[e] = from_acc<S>(o.dmu);
+        dlogvar[e] = from_acc<S>(o.dlogvar);
+      }
+    }
   }
 }
 
-template <typename S>
-__global__ void backward_kernel(const S* __restrict__ gz, const S* __restrict__ gk,
-                                const S* __restrict__ mu, const S* __restrict__ logvar,
-                                S* __restrict__ dmu, S* __restrict__ dlogvar, int64_t n, int64_t cols,
-                                PhiloxKey key, uint64_t offset, BlockRange range) {
-  using A = typename AccOf<S>::type;
-  for_each_noise_element(n, key, offset, range, [&](int64_t i, float eps) {
-    const auto g = ::vaebench::reparam_kl_backward<A>(to_acc(gz[i]), to_acc(gk[i / cols]), to_acc(mu[i]),
-                                                      to_acc(logvar[i]), eps);
-    dmu[i] = from_acc<S>(g.dmu);
-    dlogvar[i] = from_acc<S>(g.dlogvar);
-  });
+__global__ void __launch_bounds__(kThreads)
+    normal_kernel(float* __restrict__ out, int64_t n, PhiloxKey key, uint64_t offset) {
+  const bool vec = group_aligned(out, offset);
+  const Groups gr = groups_of(0, n, offset);
+  for (uint64_t g = gr.begin + blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x; g < gr.end;
+       g += static_cast<uint64_t>(gridDim.x) * blockDim.x) {
+    const F32x4 eps = normal_block(g, key);
+    const int64_t e0 = group_first(g, offset);
+    if (vec && e0 >= 0 && e0 + 4 <= n) {
+      const float v[4] = {eps.n0, eps.n1, eps.n2, eps.n3};
+      store4(out + e0, v);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int64_t e = e0 + j;
+        if (e >= 0 && e < n) out[e] = lane(eps, j);
+      }
+    }
+  }
 }
 
-__global__ void normal_kernel(float* __restrict__ out, int64_t n, PhiloxKey key, uint64_t offset,
-                              BlockRange range) {
-  for_each_noise_element(n, key, offset, range, [&](int64_t i, float eps) { out[i] = eps; });
+// ---- launchers ---------------------------------------------------------------------
+
+inline unsigned blocks_for(int64_t work_items, int64_t per_block) {
+  const int64_t blocks = (work_items + per_block - 1) / per_block;
+  return static_cast<unsigned>(blocks < 1 ? 1 : blocks < kMaxBlocks ? blocks : kMaxBlocks);
+}
+
+inline int64_t group_count(int64_t n, uint64_t offset) {
+  return static_cast<int64_t>(((offset + static_cast<uint64_t>(n) + 3) >> 2) - (offset >> 2));
 }
 
 template <typename S>
 void forward_typed(const void* mu, const void* logvar, void* z, void* kl, int64_t rows, int64_t cols,
                    uint64_t seed, uint64_t offset, cudaStream_t stream) {
-  const int64_t n = rows * cols;
-  const BlockRange range = block_range(offset, n);
-  z_kernel<S><<<grid_for(range.count), kThreads, 0, stream>>>(
-      static_cast<const S*>(mu), static_cast<const S*>(logvar), static_cast<S*>(z), n,
-      philox_key(seed), offset, range);
-  kl_kernel<S><<<grid_for(rows * 32), kThreads, 0, stream>>>(
-      static_cast<const S*>(mu), static_cast<const S*>(logvar), static_cast<S*>(kl), rows, cols);
+  // Whole rows per tile, as many as fit a chunk; rows without columns still get their kl = 0.
+  const int64_t tile_rows = cols == 0 ? kChunk : max64(1, kChunk / cols);
+  launch_kernel(forward_kernel<S>, dim3(blocks_for(rows, tile_rows)), dim3(kThreads), 0, stream,
+                static_cast<const S*>(mu), static_cast<const S*>(logvar), static_cast<S*>(z),
+                static_cast<S*>(kl), rows, cols, tile_rows, philox_key(seed), offset);
 }
 
 template <typename S>
@@ -129,11 +264,10 @@ void backward_typed(const void* gz, const void* gk, const void* mu, const void* 
                     void* dlogvar, int64_t rows, int64_t cols, uint64_t seed, uint64_t offset,
                     cudaStream_t stream) {
   const int64_t n = rows * cols;
-  const BlockRange range = block_range(offset, n);
-  backward_kernel<S><<<grid_for(range.count), kThreads, 0, stream>>>(
-      static_cast<const S*>(gz), static_cast<const S*>(gk), static_cast<const S*>(mu),
-      static_cast<const S*>(logvar), static_cast<S*>(dmu), static_cast<S*>(dlogvar), n, cols,
-      philox_key(seed), offset, range);
+  launch_kernel(backward_kernel<S>, dim3(blocks_for(group_count(n, offset), kThreads)), dim3(kThreads), 0,
+                stream, static_cast<const S*>(gz), static_cast<const S*>(gk), static_cast<const S*>(mu),
+                static_cast<const S*>(logvar), static_cast<S*>(dmu), static_cast<S*>(dlogvar), n, cols,
+                philox_key(seed), offset);
 }
 
 }  // namespace
@@ -149,7 +283,7 @@ void backward_typed(const void* gz, const void* gk, const void* mu, const void* 
 void reparam_kl_forward(Dtype dtype, const void* mu, const void* logvar, void* z, void* kl,
                         int64_t rows, int64_t cols, uint64_t seed, uint64_t offset,
                         cudaStream_t stream) {
-  if (rows * cols == 0) return;
+  if (rows == 0) return;  // (cols == 0 still runs: kl must be zeroed)
   VB_DISPATCH(dtype, forward_typed, mu, logvar, z, kl, rows, cols, seed, offset, stream);
 }
 
@@ -165,8 +299,8 @@ void reparam_kl_backward(Dtype dtype, const void* grad_z, const void* grad_kl, c
 
 void philox_normal(float* out, int64_t n, uint64_t seed, uint64_t offset, cudaStream_t stream) {
   if (n == 0) return;
-  const BlockRange range = block_range(offset, n);
-  normal_kernel<<<grid_for(range.count), kThreads, 0, stream>>>(out, n, philox_key(seed), offset, range);
+  launch_kernel(normal_kernel, dim3(blocks_for(group_count(n, offset), kThreads)), dim3(kThreads), 0, stream,
+                out, n, philox_key(seed), offset);
 }
 
 }  // namespace cuda
