@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from vaebench.bench import reparam_cases
+from vaebench.bench import reparam_cases, training_cases
 from vaebench.bench.timing import copy_bandwidth, time_call
 from vaebench.experiments.config import config_from_profile
 from vaebench.utils import io
@@ -40,11 +40,16 @@ class BenchConfig:
     repeats: int = 7
     reparam_impls: tuple = reparam_cases.IMPLS
     mig_impls: tuple = ("reference", "vectorized", "fused")
+    # beta-VAE training steps (batch images each) per speed setting; fp32 is the baseline.
+    train_archs: tuple = ("conv", "mlp")
+    train_batch: int = 64
+    train_settings: tuple = tuple(training_cases.SETTINGS)
 
 
 PROFILES = {
     "smoke": BenchConfig(reparam_sizes=((256, 10), (2048, 32)), mig_sizes=(2_000, 20_000), repeats=3,
-                         reparam_impls=("eager", "fused")),
+                         reparam_impls=("eager", "fused"), train_archs=("mlp",), train_batch=16,
+                         train_settings=("fp32", "bf16")),
     "quick": BenchConfig(),
     "paper": BenchConfig(reparam_sizes=((256, 10), (1024, 10), (4096, 32), (16384, 64), (65536, 128), (262144, 128)),
                          repeats=15),
@@ -117,6 +122,27 @@ def _bench_mig(cfg: BenchConfig, device: str, bandwidth: float, bar) -> list[dic
     return rows
 
 
+def _bench_training(cfg: BenchConfig, device: str, bar) -> list[dict]:
+    rows = []
+    for arch in cfg.train_archs:
+        group = []
+        for setting in cfg.train_settings:
+            if not training_cases.available(setting, device):
+                bar.update()  # no native bfloat16 here: nothing honest to time
+                continue
+            step = training_cases.make_case(setting, arch, cfg.train_batch, device=device)
+            # torch.compile compiles on its first calls: more warm-up for it.
+            t = time_call(step, device=device, warmup=4 if "compile" in setting else 2, repeats=cfg.repeats)
+            group.append(dict(op=f"train_{arch}", impl=setting, device=device, mode="train_step",
+                              batch=cfg.train_batch, dim=10, n=cfg.train_batch, factors=np.nan,
+                              median_ms=1e3 * t.median_s, iqr_ms=1e3 * t.iqr_s, repeats=t.repeats,
+                              bytes=np.nan, fraction_of_floor=np.nan))
+            bar.update()
+        _speedups(group, "fp32")
+        rows += group
+    return rows
+
+
 def _speedups(group: list[dict], baseline: str) -> None:
     base = next((r["median_ms"] for r in group if r["impl"] == baseline), np.nan)
     for r in group:
@@ -134,7 +160,8 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
     rows, bw_rows = [], []
     devices = _devices(device)
     total = len(devices) * (len(reparam_cases.MODES) * len(cfg.reparam_sizes) * len(cfg.reparam_impls)
-                            + len(cfg.mig_sizes) * len(cfg.mig_impls))
+                            + len(cfg.mig_sizes) * len(cfg.mig_impls)
+                            + len(cfg.train_archs) * len(cfg.train_settings))
     with tqdm(total=total, desc="bench", unit="case", disable=not progress) as bar:
         for dev in devices:
             bandwidth = copy_bandwidth(dev)
@@ -142,6 +169,7 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
                                 torch_threads=torch.get_num_threads()))
             rows += _bench_reparam(cfg, dev, bandwidth, bar)
             rows += _bench_mig(cfg, dev, bandwidth, bar)
+            rows += _bench_training(cfg, dev, bar)
     io.write_csv(out_dir / "bench_bandwidth.csv", pd.DataFrame(bw_rows))
     io.write_json(out_dir / "bench_config.json", dict(profile=profile, config=cfg.__dict__, provenance=provenance()))
     io.write_csv(out_dir / "bench.csv", pd.DataFrame(rows, columns=COLUMNS))

@@ -94,4 +94,13 @@ def summary_markdown(out_dir) -> str:
             for r in mg.sort_values(["n", "impl"]).itertuples():
                 lines.append(f"| {r.n} | {r.impl} | {r.median_ms:.1f} | {r.speedup_vs_baseline:.1f}x |")
             lines.append("")
+        tr = dev[dev.op.str.startswith("train_")]
+        if not tr.empty:
+            lines += [f"beta-VAE training step on {device} (batch {int(tr.batch.iloc[0])}, Adam, fused reparam+KL), "
+                      "per speed setting (bf16 = bfloat16 autocast, cl = channels_last, compile = torch.compile):", "",
+                      "| model | setting | median ms | images/s | speedup vs fp32 |", "|---|---|---|---|---|"]
+            for r in tr.itertuples():
+                lines.append(f"| {r.op[6:]} | {r.impl} | {r.median_ms:.1f} | {1e3 * r.batch / r.median_ms:.0f} | "
+                             f"{r.speedup_vs_baseline:.2f}x |")
+            lines.append("")
     return "\n".join(lines) + "\n"
