@@ -1,51 +1,38 @@
 #!/usr/bin/env bash
-# One pass on a lent GPU machine (no network; python3 has torch with CUDA): build the
-# extension with its CUDA kernels, run the beta-VAE recipe sweep on the GPU for a fixed time
-# while the CUDA tests run beside it, then time the CUDA benchmark alone. Everything that comes
-# back goes under $OUT. Every step is time-boxed and none stops the next.
+# One pass on a lent GPU machine (no network; python3 has torch with CUDA): scripts/gpu_check.sh's
+# build, then the beta-VAE recipe sweep on the GPU for a fixed time with the CUDA tests running
+# beside it, then the CUDA benchmark alone. Logs and results are packed into $OUT/device.tgz after
+# every phase, so a run stopped at its time limit still returns what it finished.
 #
-#   SWEEP_SECONDS=290 SWEEP_JOBS=10 bash scripts/device_sweep.sh
+#   OUT=/some/dir SWEEP_SECONDS=300 SWEEP_JOBS=12 bash scripts/device_sweep.sh
 set -u
-OUT=${OUT:-/tmp/device_out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
-SWEEP_SECONDS=${SWEEP_SECONDS:-290}
-SWEEP_JOBS=${SWEEP_JOBS:-10}
-status() { echo "[device] $1: exit $2" | tee -a "$OUT/status.txt"; }
+cd "$(dirname "$0")/.." || exit 2
+OUT=${OUT:-$PWD/device_out}
+WORK=${WORK:-/tmp/vaebench_device}
+mkdir -p "$OUT" "$WORK/sweep"
+export PYTHONUNBUFFERED=1
+export VAEBENCH_BUILD_DIR=${VAEBENCH_BUILD_DIR:-$PWD/build/jit}  # where gpu_check.sh puts a JIT build
+pack() { tar -czf "$OUT/device.tgz.tmp" -C "$WORK" --exclude='*.pt' --exclude='*.npz' . && mv "$OUT/device.tgz.tmp" "$OUT/device.tgz"; }
+check() { OUT="$WORK/gpu_check" STEPS="$1" bash scripts/gpu_check.sh > "$WORK/gpu_check_$2.log" 2>&1; }
 
-{ nvidia-smi; python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"; nvcc --version | tail -2; } > "$OUT/env.txt" 2>&1
-status env $?
-
-# Build: the CUDA kernels for Hopper; a CPU-only build if that fails, so the sweep still runs.
-start=$(date +%s)
-TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 timeout 240 python3 -m pip install -q --no-build-isolation --no-deps -e . > "$OUT/build.log" 2>&1
-rc=$?; status "build (cuda) $(( $(date +%s) - start ))s" $rc
+check "environment build" build
+# Without the CUDA kernels (a failed build) the sweep still runs: eager noise made on the CPU.
 impl=fused
-if ! python3 -c "import torch, vaebench._C; from vaebench._extension import has_cuda_kernels; assert has_cuda_kernels()" >> "$OUT/build.log" 2>&1; then
-  VAEBENCH_CUDA=0 MAX_JOBS=16 timeout 120 python3 -m pip install -q --no-build-isolation --no-deps -e . >> "$OUT/build.log" 2>&1
-  status "build (cpu only)" $?
-  impl=eager  # noise made on the CPU and copied (bit-identical), see vaebench.models.sample_latent
-fi
+grep -q "^build rc=0" "$WORK/gpu_check/steps.txt" || impl=eager
+pack
 
-# The sweep, in the background; SIGINT lets it stop its variants cleanly at the deadline.
-timeout -s INT "$SWEEP_SECONDS" python3 -m vaebench sweep --out /tmp/sweep --jobs "$SWEEP_JOBS" --device cuda \
-  --no-progress --set steps=300000 --set impl="$impl" > "$OUT/sweep.log" 2>&1 &
+# The sweep in the background; SIGINT at the deadline lets it stop its variants cleanly.
+timeout -s INT "${SWEEP_SECONDS:-300}" python3 -m vaebench sweep --out "$WORK/sweep" --jobs "${SWEEP_JOBS:-12}" \
+  --device cuda --no-progress --set steps=300000 --set impl="$impl" > "$WORK/sweep.log" 2>&1 &
 sweep_pid=$!
+check cuda_tests tests  # correctness only: timings would be disturbed by the sweep
+pack
+wait "$sweep_pid"
+echo "sweep exit $?" >> "$WORK/sweep.log"
+python3 -m vaebench sweep --out "$WORK/sweep" --collect-only >> "$WORK/sweep.log" 2>&1
+pack
 
-# CUDA tests beside it (correctness only: timings here would be disturbed).
-timeout 240 python3 -m pytest -q -rs -p no:cacheprovider -m "not cuda_emulated" -k "cuda or gpu" tests/ > "$OUT/cuda_tests.log" 2>&1
-status cuda_tests $?
-
-wait $sweep_pid
-status sweep $?
-sleep 3
-python3 -m vaebench sweep --out /tmp/sweep --collect-only >> "$OUT/sweep.log" 2>&1
-status sweep_collect $?
-tar -czf "$OUT/sweep.tgz" -C /tmp/sweep --exclude='*.pt' --exclude='*.npz' . 2>/dev/null
-status sweep_tar $?
-
-# The CUDA benchmark on an otherwise idle GPU.
-timeout 100 python3 -m vaebench bench --device cuda --out /tmp/bench --no-progress > "$OUT/bench.log" 2>&1
-status bench $?
-cp /tmp/bench/bench*.csv "$OUT/" 2>/dev/null
-exit 0
+check bench bench  # the GPU to itself
+pack
+cat "$WORK/gpu_check/steps.txt"
+tail -n 20 "$WORK/sweep.log"

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.." || exit 2
 OUT=${OUT:-$PWD/gpu_check_out}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
-: > "$OUT/steps.txt"
+touch "$OUT/steps.txt"
 failed=0
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export MAX_JOBS=${MAX_JOBS:-16}
@@ -74,9 +74,16 @@ bench() {
 
 export OUT PY
 export -f environment build cuda_tests bench
-step environment 20 env.log
-step build 120 build.log
-step cuda_tests 100 cuda_tests.log
-step bench 60 bench.log
+# STEPS picks a subset, in this order (scripts/device_sweep.sh runs other work between them).
+STEPS=${STEPS:-environment build cuda_tests bench}
+for s in $STEPS; do
+  case $s in
+    environment) step environment 20 env.log ;;
+    build) step build 120 build.log ;;
+    cuda_tests) step cuda_tests 100 cuda_tests.log ;;
+    bench) step bench 60 bench.log ;;
+    *) echo "unknown step $s (known: environment build cuda_tests bench)" >&2; exit 2 ;;
+  esac
+done
 cat "$OUT/steps.txt"
 exit "$failed"
