@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -479,72 +480,156 @@ def _check_config_file(out_dir: Path, cfg: BetaVAEConfig, seeds: list[int], forc
                          "use force=True or another out_dir")
 
 
-def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "cpu",
-        progress: bool = True, **overrides) -> None:
-    """Trains and evaluates every (beta, seed) of ``profile`` into ``out_dir`` (see module doc)."""
-    from vaebench.data.dsprites import load_dsprites
+# The experiment as independent units for vaebench.executors: ``units`` lists the (beta, seed)
+# pairs, ``run_unit`` trains and evaluates one, ``load_finished`` reads a finished one back and
+# ``merge`` writes the tables. ``run`` ties them together with the local executor or another.
 
-    cfg = make_config(profile, **overrides)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    seeds = [seed + i for i in range(cfg.num_seeds)]
-    _check_config_file(out_dir, cfg, seeds, force)
-    io.write_json(out_dir / f"{PREFIX}_config.json",
-                  {"profile": profile, "config": dataclasses.asdict(cfg), "seeds": seeds,
-                   "precision": training.resolve_precision(cfg.precision, device),
-                   "provenance": provenance(device=device)})
 
-    threads = torch.get_num_threads()
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    try:
-        data = load_dsprites(cfg.data_path)
+@dataclass(frozen=True)
+class Unit:
+    """One (beta, seed) model; ``str`` is its tag, e.g. ``beta4_seed0``."""
+
+    beta: float
+    seed: int
+
+    def __str__(self) -> str:
+        return _tag(self.beta, self.seed)
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What every unit of one run shares: the config, the run's seed (the data draws) and the
+    dSprites file resolved on the driver (None: the renderer)."""
+
+    cfg: BetaVAEConfig
+    seed: int = 0
+    data_path: str | None = None
+
+
+@dataclass
+class _Context:
+    data: object
+    train_idx: np.ndarray
+    eval_idx: np.ndarray
+    originals: np.ndarray
+    probe: "Probe | None"
+
+
+_CONTEXTS: dict = {}  # the latest run's context: a process loads the data once for all its units
+
+
+def unit_context(setup: RunSetup, device: str) -> _Context:
+    """The data and the index draws shared by every unit of a run (pure functions of ``setup``)."""
+    key = (setup, str(device))
+    if key not in _CONTEXTS:
+        from vaebench.data.dsprites import load_dsprites
+
+        cfg, seed = setup.cfg, setup.seed
+        data = load_dsprites(setup.data_path)
         rng = np.random.default_rng(seed)  # one data draw shared by every (beta, seed): paired comparisons
         train_idx = _subset(len(data), cfg.train_size, rng)
         eval_idx = rng.permutation(len(data))[: cfg.eval_size] if cfg.eval_size else rng.permutation(len(data))
         originals = rng.choice(len(data), size=cfg.num_originals, replace=False)
-
         probe = None
         if cfg.trajectory_every:
             # Its own stream of the run's seed, so the draws above do not depend on trajectory settings.
             probe_idx = np.random.default_rng([seed, 1]).choice(len(data), size=min(cfg.trajectory_size, len(data)),
                                                                 replace=False)
             probe = Probe(data, probe_idx, cfg.num_bins, device, cfg.channels_last, cfg.eval_batch_size)
+        _CONTEXTS.clear()
+        _CONTEXTS[key] = _Context(data, train_idx, eval_idx, originals, probe)
+    return _CONTEXTS[key]
 
-        loss_rows, mig_rows, traj_rows = [], [], []
 
-        def write_trajectory(rows: list[dict]) -> None:  # finished units' rows plus the running unit's
-            io.write_csv(out_dir / f"{PREFIX}_trajectory.csv", pd.DataFrame(traj_rows + rows))
+def units(cfg: BetaVAEConfig, seeds: list[int]) -> list[Unit]:
+    return [Unit(b, s) for b in cfg.betas for s in seeds]
 
-        units = [(b, s) for b in cfg.betas for s in seeds]
-        for beta, s in tqdm(units, desc="beta-VAE", disable=not progress, unit="model"):
-            end = checkpoint_path(out_dir, beta, s, "end")
-            if force:
-                for stage in STAGES:
-                    checkpoint_path(out_dir, beta, s, stage).unlink(missing_ok=True)
-            if end.exists() and arrays_path(out_dir, beta, s).exists():
-                state = torch.load(end, map_location="cpu", weights_only=False)
-                history, metrics, trajectory = state["history"], state["metrics"], state.get("trajectory", [])
-            else:
-                model, history, trajectory = train_unit(cfg, data, train_idx, beta, s, out_dir, device, progress,
-                                                        probe=probe, on_trajectory=write_trajectory)
-                metrics, arrays = evaluate(model, cfg, data, eval_idx, originals, beta, s, device)
-                metrics.update(steps=history[-1]["step"], train_seconds=_train_seconds(history, cfg.batch_size),
-                               precision=training.resolve_precision(cfg.precision, device))
-                _save_npz(arrays_path(out_dir, beta, s), arrays)
-                if cfg.export_models:
-                    export_model(model_path(out_dir, beta, s), model, beta=beta, seed=s, step=history[-1]["step"],
-                                 metrics=metrics)
-                io.save_torch(end, checkpoint_state(model, beta=beta, seed=s, step=history[-1]["step"],
-                                                    history=history, trajectory=trajectory, metrics=metrics))
-                checkpoint_path(out_dir, beta, s, "last").unlink(missing_ok=True)
-            loss_rows += history
-            mig_rows.append(metrics)
-            traj_rows += trajectory
-            # Rewrite the CSVs after every unit: an interrupted run still leaves consistent tables.
-            io.write_csv(out_dir / f"{PREFIX}_losses.csv", pd.DataFrame(loss_rows, columns=LOSS_COLUMNS))
-            io.write_csv(out_dir / f"{PREFIX}_mig.csv", pd.DataFrame(mig_rows))
-            if traj_rows:
-                write_trajectory([])
+
+def run_unit(setup: RunSetup, unit: Unit, out_dir: Path, device: str = "cpu", *, progress: bool = False,
+             on_partial=None) -> tuple[list[dict], dict, list[dict]]:
+    """Trains (or resumes) and evaluates one unit; writes its checkpoints, arrays npz and exported
+    model. Returns (loss history, metrics, trajectory). ``on_partial`` receives
+    ``(history, None, trajectory)`` whenever the trajectory grows."""
+    cfg, beta, s, out_dir = setup.cfg, unit.beta, unit.seed, Path(out_dir)
+    threads = torch.get_num_threads()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        ctx = unit_context(setup, device)
+        on_trajectory = (lambda rows: on_partial(([], None, list(rows)))) if on_partial else None
+        model, history, trajectory = train_unit(cfg, ctx.data, ctx.train_idx, beta, s, out_dir, device, progress,
+                                                probe=ctx.probe, on_trajectory=on_trajectory)
+        metrics, arrays = evaluate(model, cfg, ctx.data, ctx.eval_idx, ctx.originals, beta, s, device)
     finally:
         torch.set_num_threads(threads)
+    metrics.update(steps=history[-1]["step"], train_seconds=_train_seconds(history, cfg.batch_size),
+                   precision=training.resolve_precision(cfg.precision, device))
+    _save_npz(arrays_path(out_dir, beta, s), arrays)
+    if cfg.export_models:
+        export_model(model_path(out_dir, beta, s), model, beta=beta, seed=s, step=history[-1]["step"],
+                     metrics=metrics)
+    io.save_torch(checkpoint_path(out_dir, beta, s, "end"),
+                  checkpoint_state(model, beta=beta, seed=s, step=history[-1]["step"], history=history,
+                                   trajectory=trajectory, metrics=metrics))
+    checkpoint_path(out_dir, beta, s, "last").unlink(missing_ok=True)
+    return history, metrics, trajectory
+
+
+def load_finished(setup: RunSetup, unit: Unit, out_dir: Path):
+    """(history, metrics, trajectory) of a unit with an ``end`` checkpoint and its arrays, else None."""
+    end = checkpoint_path(out_dir, unit.beta, unit.seed, "end")
+    if not (end.exists() and arrays_path(out_dir, unit.beta, unit.seed).exists()):
+        return None
+    state = torch.load(end, map_location="cpu", weights_only=False)
+    return state["history"], state["metrics"], state.get("trajectory", [])
+
+
+def merge(setup: RunSetup, out_dir: Path, results: list) -> None:
+    """Writes the losses, MIG and trajectory tables from ``[(unit, (history, metrics, trajectory))]``
+    in unit order; a partial result (metrics None) adds only its trajectory rows."""
+    out_dir = Path(out_dir)
+    finished = [r for _, r in results if r[1] is not None]
+    traj_rows = [row for _, r in results for row in r[2]]
+    if finished:
+        io.write_csv(out_dir / f"{PREFIX}_losses.csv",
+                     pd.DataFrame([row for r in finished for row in r[0]], columns=LOSS_COLUMNS))
+        io.write_csv(out_dir / f"{PREFIX}_mig.csv", pd.DataFrame([r[1] for r in finished]))
+    if traj_rows:
+        io.write_csv(out_dir / f"{PREFIX}_trajectory.csv", pd.DataFrame(traj_rows))
+
+
+def experiment(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "cpu",
+               **overrides):
+    """The ``vaebench.executors.Experiment`` of ``run`` (config checked and recorded in ``out_dir``;
+    with ``force``, every unit's checkpoints removed so all are redone)."""
+    from vaebench.data.dsprites import ENV_VAR
+    from vaebench.executors import Experiment
+
+    cfg = make_config(profile, **overrides)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seeds = [seed + i for i in range(cfg.num_seeds)]
+    _check_config_file(out_dir, cfg, seeds, force)
+    data_path = cfg.data_path or os.environ.get(ENV_VAR) or None
+    setup = RunSetup(cfg, seed, str(Path(data_path).resolve()) if data_path else None)
+    unit_context(setup, device)  # a bad data file fails here, once; the local units reuse it
+    io.write_json(out_dir / f"{PREFIX}_config.json",
+                  {"profile": profile, "config": dataclasses.asdict(cfg), "seeds": seeds,
+                   "precision": training.resolve_precision(cfg.precision, device),
+                   "provenance": provenance(device=device)})
+    todo = units(cfg, seeds)
+    if force:
+        for u in todo:
+            for stage in STAGES:
+                checkpoint_path(out_dir, u.beta, u.seed, stage).unlink(missing_ok=True)
+    return Experiment("beta-VAE", setup, todo, run_unit, load_finished, merge, out_dir, device)
+
+
+def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "cpu",
+        progress: bool = True, executor=None, **overrides) -> None:
+    """Trains and evaluates every (beta, seed) of ``profile`` into ``out_dir`` (see module doc), one
+    unit after another, or with ``executor`` (see ``vaebench.executors``)."""
+    from vaebench.executors import run_experiment
+
+    run_experiment(experiment(out_dir, profile, seed=seed, force=force, device=device, **overrides), executor,
+                   progress=progress)
