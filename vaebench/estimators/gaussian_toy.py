@@ -5,7 +5,8 @@ three test functions of Mohamed et al. (JMLR 2020, §3 / fig. 2):
 All three expectations have closed forms, so the exact gradient is autograd of a
 Monte Carlo-free expression, and the exact single-draw variance of the plain
 score-function and pathwise estimators is a one-dimensional Gaussian integral,
-computed here by Gauss-Hermite quadrature.
+computed here by Gauss-Hermite quadrature (that of the coupled measure-valued
+estimator, a two-dimensional one, by ``gaussian_exact``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 from vaebench.estimators.common import ema_weights, loo_baseline
 
 FUNCTIONS = ("square", "gauss", "cos")
-ESTIMATORS = ("score", "score_baseline", "reparam")
+ESTIMATORS = ("score", "score_baseline", "reparam", "measure_valued")
 PARAMS = ("mu", "sigma")
 
 
@@ -101,7 +102,8 @@ def estimate(
     ema_horizon: int = 30,
 ) -> torch.Tensor:
     """``[R, 2]`` estimates; baselines as in ``gamma_toy.estimate`` (LOO for K >= 2,
-    a stationary running mean of f for K = 1)."""
+    a stationary running mean of f for K = 1); ``measure_valued`` is the coupled
+    weak-derivative estimator (two evaluations of f per draw and parameter)."""
     _check_sigma(sigma)
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
@@ -110,6 +112,10 @@ def estimate(
         return reparameterization(name, mu, sigma, k, eps)
     if estimator == "score":
         return score_function(name, mu, sigma, k, eps)
+    if estimator == "measure_valued":
+        from vaebench.estimators import measure_valued
+
+        return measure_valued.estimate(lambda z: f(name, z, k), mu, sigma, replicates, samples, generator)
     if estimator == "score_baseline":
         if samples >= 2:
             return score_function(name, mu, sigma, k, eps, "loo")
@@ -142,6 +148,10 @@ def single_draw_variance(estimator: str, name: str, mu: float, sigma: float, k: 
         g = lambda e: reparameterization(name, mu, sigma, k, e[:, None])  # noqa: E731
     elif estimator == "score_baseline":
         return float("nan"), float("nan")
+    elif estimator == "measure_valued":
+        from vaebench.estimators import gaussian_exact
+
+        return gaussian_exact.single_sample_variance("measure_valued", name, k, mu, sigma)
     else:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     mean, second = gauss_expect(g), gauss_expect(lambda e: g(e) ** 2)
