@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -71,7 +72,34 @@ def _write_run_json(out_dir: Path, args, parts: list[str], started: float, finis
     io.write_json(path, {**info, "history": history})
 
 
+def _executor(args):
+    """The executor of the experiments' units (--executor), or None for the plain local run."""
+    from vaebench.executors import make_executor
+
+    name = getattr(args, "executor", "local")
+    if name == "local":
+        if getattr(args, "ray_address", None):
+            raise ValueError(f"--ray-address needs --executor ray (given --executor local, "
+                             f"--ray-address {args.ray_address})")
+        if getattr(args, "cpus_per_task", None) is not None:
+            raise ValueError(f"--cpus-per-task needs --executor ray (given --executor local, "
+                             f"--cpus-per-task {args.cpus_per_task})")
+    return make_executor(name, address=getattr(args, "ray_address", None),
+                         cpus_per_task=1 if getattr(args, "cpus_per_task", None) is None else args.cpus_per_task,
+                         max_retries=getattr(args, "max_retries", 2))
+
+
 def cmd_run(args) -> int:
+    executor = _executor(args)
+    try:
+        return _run_parts(args, executor)
+    finally:
+        if hasattr(executor, "close"):
+            executor.close()  # stops a Ray this run started
+
+
+def _run_parts(args, executor) -> int:
+    from vaebench.executors import UnitsFailed
     from vaebench.reports import report
 
     out_dir = Path(args.out or f"runs/{args.profile}")
@@ -90,22 +118,36 @@ def cmd_run(args) -> int:
     unused = set(_parse_set(args.set)) - known
     if unused:
         raise SystemExit(f"--set: no part of this run has the setting(s) {sorted(unused)}")
-    started, finished = time.time(), {}
+    started, finished, failed = time.time(), {}, {}
     args._started_iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
     for name, module in modules.items():
         overrides = _part_overrides(module, args.profile, args)
+        # Parts made of independent units take the executor; the benchmark always runs here.
+        if "executor" in inspect.signature(module.run).parameters:
+            overrides["executor"] = executor
         print(f"[vaebench] {name} ({args.profile}) -> {out_dir}", flush=True)
         t0 = time.time()
         # The benchmark times every device present unless one is named.
-        device = ("all" if args.device == "auto" else args.device) if name == "bench" else _device(args.device)
-        module.run(out_dir, args.profile, seed=args.seed, force=args.force, device=device,
-                   progress=not args.no_progress, **overrides)
+        if name == "bench":
+            device = "all" if args.device == "auto" else args.device
+        else:  # on Ray the cluster's devices count, not this machine's
+            device = executor.device(args.device) if hasattr(executor, "device") else _device(args.device)
+        try:
+            module.run(out_dir, args.profile, seed=args.seed, force=args.force, device=device,
+                       progress=not args.no_progress, **overrides)
+        except UnitsFailed as e:  # the part's other units finished; so do the other parts
+            failed[name] = e
+            continue
         finished[name] = round(time.time() - t0, 1)
         _write_run_json(out_dir, args, parts, started, finished)
     figures = report.make_figures(out_dir)
     path = report.write_report(out_dir)
     print(f"[vaebench] wrote {len(figures)} figures and {path}")
-    return 0
+    for name, e in failed.items():
+        print(f"[vaebench] {name}: {len(e.failed)} unit(s) failed, rerun to retry them:", file=sys.stderr)
+        for unit, error in e.failed.items():
+            print(f"  {unit}: {error}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_bench(args) -> int:
@@ -187,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="official dSprites .npz (default: $VAEBENCH_DSPRITES, else the built-in renderer)")
     run.add_argument("--impl", choices=["fused", "eager"], default=None,
                      help="reparameterization + KL implementation in training (default: the profile's, fused)")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="where the experiments' independent units run: one after another here, or as Ray tasks")
+    run.add_argument("--ray-address", default=None,
+                     help="with --executor ray: the cluster to join (e.g. the address `ray start --head` prints, or "
+                          "auto); default: a local Ray started for this run")
+    run.add_argument("--cpus-per-task", type=int, default=None,
+                     help="with --executor ray: CPUs (and torch threads) per unit; default 1 (GPU units also take one GPU)")
+    run.add_argument("--max-retries", type=int, default=2,
+                     help="times a failing unit is retried before it is reported and skipped")
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("bench", formatter_class=fmt, help="kernel vs eager vs torch.compile speed",
@@ -236,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        parser.exit(130, "vaebench: interrupted; finished units are kept, rerun the command to resume\n")
     except (ValueError, TypeError, FileNotFoundError) as e:
         # Bad settings or inputs: one clear line, not a traceback (VAEBENCH_DEBUG=1 shows it).
         if os.environ.get("VAEBENCH_DEBUG"):

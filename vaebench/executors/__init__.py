@@ -146,6 +146,7 @@ class Driver:
             self.outcome.failed[str(unit)] = text
             self.status(f"{unit} FAILED after {attempt + 1} attempt(s): {text}", always=True)
             if self.bar is not None:
+                self.bar.set_postfix(failed=len(self.outcome.failed))
                 self.bar.update(1)
         return retry
 

@@ -72,6 +72,16 @@ class RayExecutor:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def device(self, arg: str) -> str:
+        """``--device`` for the cluster: ``auto`` is cuda where the cluster has GPUs."""
+        ray = self.start()
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if arg == "auto":
+            return "cuda" if gpus else "cpu"
+        if arg.startswith("cuda") and not gpus:
+            raise ValueError(f"--device {arg}: the Ray cluster has no GPU")
+        return arg
+
     def _resources(self, ray, device: str) -> dict:
         gpu = str(device).startswith("cuda")
         need = {"CPU": self.cpus_per_task, **({"GPU": 1} if gpu else {})}
