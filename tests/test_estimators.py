@@ -11,7 +11,8 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from vaebench.estimators import gamma_toy, gaussian_toy, minibatch
+from vaebench.estimators import gamma_toy, gaussian_exact, gaussian_toy, measure_valued, minibatch
+from vaebench.estimators import logistic_regression as blr
 from vaebench.estimators.common import ema_weights, generator, loo_baseline, summarize
 
 Z_TOL = 4.5  # |z| > 4.5 has probability ~7e-6 under a correct estimator
@@ -138,6 +139,285 @@ def test_gaussian_estimators_unbiased(estimator, name, k, samples):
         assert abs(summarize(g[:, i], exact[i])["bias_z"]) < Z_TOL
 
 
+# ---- measure-valued estimators -------------------------------------------------------------
+
+
+def _cubic_sin(x):
+    return x**3 + torch.sin(2 * x)
+
+
+def _cubic_sin_grad(mu, sigma):
+    """Closed form: E[x^3] = mu^3 + 3 mu sigma^2, E[sin 2x] = sin(2 mu) exp(-2 sigma^2)."""
+    e = math.exp(-2 * sigma**2)
+    return 3 * mu**2 + 3 * sigma**2 + 2 * math.cos(2 * mu) * e, 6 * mu * sigma - 4 * sigma * math.sin(2 * mu) * e
+
+
+def test_measure_valued_sampling_laws():
+    g = generator(21)
+    r = measure_valued.rayleigh(20000, g)
+    assert stats.kstest(r.numpy(), stats.rayleigh.cdf).pvalue > 1e-3
+    d = measure_valued.double_sided_maxwell(20000, g)
+    assert stats.kstest(d.abs().numpy(), stats.maxwell.cdf).pvalue > 1e-3
+    assert abs((d > 0).double().mean().item() - 0.5) < 4.5 * 0.5 / math.sqrt(20000)
+    # the coupling: a double-sided Maxwell times an independent uniform is standard normal
+    u = torch.rand(20000, dtype=torch.float64, generator=g)
+    assert stats.kstest((d * u).numpy(), stats.norm.cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("coupled", [True, False])
+@pytest.mark.parametrize("mu,sigma", [(1.0, 1.0), (-0.4, 0.6)])
+def test_measure_valued_unbiased(coupled, mu, sigma):
+    est = measure_valued.estimate(_cubic_sin, mu, sigma, 20000, 1, generator(22, coupled, mu), coupled=coupled)
+    for i, exact in enumerate(_cubic_sin_grad(mu, sigma)):
+        assert abs(summarize(est[:, i], exact)["bias_z"]) < Z_TOL
+
+
+def test_measure_valued_coupling():
+    # scale: the Maxwell point d and the normal point d u move together, so for a smooth f their
+    # difference varies less than with an independent normal
+    a = measure_valued.estimate(_cubic_sin, 1.0, 1.0, 20000, 1, generator(23), coupled=True).var(0)
+    b = measure_valued.estimate(_cubic_sin, 1.0, 1.0, 20000, 1, generator(23), coupled=False).var(0)
+    assert a[1] < 0.5 * b[1], (a, b)
+    # mean: the two points mirror each other about mu, so the part of f even about mu cancels
+    # exactly (and for a monotone f the coupling is antithetic: it adds variance, as a[0] > b[0] here)
+    even = lambda x: torch.cos(3 * (x - 1.0)) + (x - 1.0) ** 2  # noqa: E731
+    g = measure_valued.estimate(even, 1.0, 1.0, 1000, 1, generator(24), coupled=True)
+    assert g[:, 0].abs().max().item() < 1e-12
+    assert a[0] > b[0]
+
+
+def test_measure_valued_bad_input():
+    with pytest.raises(ValueError, match="sigma"):
+        measure_valued.grad_mu(_cubic_sin, 0.0, 0.0, torch.ones(2))
+    with pytest.raises(ValueError, match="exactly one of u"):
+        measure_valued.grad_sigma(_cubic_sin, 0.0, 1.0, torch.ones(2))
+
+
+# ---- exact variances on the review's grids -------------------------------------------------
+
+
+def test_k_grids_are_the_reviews():
+    sq, ga, co = (gaussian_exact.k_grid(c) for c in ("square", "gauss", "cos"))
+    assert len(sq) == len(ga) == len(co) == 100
+    assert (sq[0], sq[-1], ga[0], ga[-1], co[0], co[-1]) == (-3.0, 3.0, 0.1, 10.0, 0.5, 5.0)
+    assert 5.0 in co
+    np.testing.assert_allclose(np.diff(sq), 6 / 99, rtol=1e-9)
+    np.testing.assert_allclose(np.diff(np.log(co)), math.log(10) / 99, rtol=1e-9)
+    with pytest.raises(ValueError, match="cost"):
+        gaussian_exact.k_grid("sine")
+
+
+@pytest.mark.parametrize("cost", gaussian_exact.COSTS)
+def test_fprime_matches_autograd(cost):
+    x = torch.linspace(-3, 3, 13, dtype=torch.float64, requires_grad=True)
+    (ref,) = torch.autograd.grad(gaussian_toy.f(cost, x, 1.7).sum(), x)
+    torch.testing.assert_close(gaussian_exact.fprime(cost, x.detach(), 1.7), ref)
+
+
+def _normal_moment(n: int) -> float:
+    return 0.0 if n % 2 else float(np.prod(np.arange(n - 1, 0, -2))) if n else 1.0
+
+
+def _poly_mean(p: np.polynomial.Polynomial) -> float:
+    return sum(c * _normal_moment(i) for i, c in enumerate(p.coef))
+
+
+def _square_closed_forms(mu, sigma, k):
+    """Every variance of the square cost from Gaussian (and Rayleigh, Maxwell, uniform) moments,
+    with f = (a + sigma e)^2, a = mu - k, as polynomials in e."""
+    P = np.polynomial.Polynomial
+    a = mu - k
+    f = P([a * a, 2 * a * sigma, sigma**2])
+    e = P([0, 1])
+    var = lambda g: _poly_mean(g * g) - _poly_mean(g) ** 2  # noqa: E731
+    out = {"pathwise": (4 * sigma**2, 4 * a**2 + 8 * sigma**2)}
+    h = (e / sigma, (e * e - 1) / sigma)
+    out["score"] = tuple(var(hi * f) for hi in h)
+    b = [_poly_mean(hi * hi * f) / _poly_mean(hi * hi) for hi in h]
+    out["score_baseline"] = tuple(var(hi * (f - bi)) for hi, bi in zip(h, b))
+    # mu: (f(mu + sigma R) - f(mu - sigma R)) / (sigma sqrt(2 pi)) = 4 a R / sqrt(2 pi); E R^2 = 2, E R = sqrt(pi/2).
+    # sigma: 2 a D (1 - U) + sigma D^2 (1 - U^2); E D^2 = 3, E D^4 = 15, odd moments 0;
+    # E (1-U)^2 = 1/3, E (1-U^2) = 2/3, E (1-U^2)^2 = 8/15.
+    out["measure_valued"] = (16 * a * a / (2 * math.pi) * (2 - math.pi / 2),
+                             4 * a * a * 3 / 3 + sigma**2 * 15 * 8 / 15 - (sigma * 3 * 2 / 3) ** 2)
+    return out
+
+
+@pytest.mark.parametrize("mu,sigma,k", [(1.0, 1.0, -3.0), (1.0, 1.0, 0.4), (1.0, 1.0, 3.0), (0.3, 1.7, -1.2)])
+def test_gaussian_exact_square_matches_closed_forms(mu, sigma, k):
+    ref = _square_closed_forms(mu, sigma, k)
+    for est in gaussian_exact.ESTIMATORS:
+        got = gaussian_exact.single_sample_variance(est, "square", k, mu, sigma)
+        assert got == pytest.approx(ref[est], rel=1e-10, abs=1e-12), est
+
+
+def _quad_moments(estimator, cost, k, mu=1.0, sigma=1.0):
+    """Mean and variance of each single-draw estimator by scipy's adaptive quadrature, from the
+    densities written out here (not the module's quadrature rules)."""
+    f = lambda x: gaussian_toy.f(cost, torch.tensor(x, dtype=torch.float64), k).item()  # noqa: E731
+    fp = lambda x: gaussian_exact.fprime(cost, torch.tensor(x, dtype=torch.float64), k).item()  # noqa: E731
+    phi = stats.norm.pdf
+    opts = dict(limit=400, epsabs=1e-13, epsrel=1e-11)
+    if estimator == "measure_valued":
+        c = 1 / (sigma * math.sqrt(2 * math.pi))
+        gm = lambda r: c * (f(mu + sigma * r) - f(mu - sigma * r))  # noqa: E731
+        ray = lambda r: r * math.exp(-r * r / 2)  # noqa: E731
+        gs = lambda d, u: (f(mu + sigma * d) - f(mu + sigma * d * u)) / sigma  # noqa: E731
+        mx = lambda d: d * d * phi(d)  # noqa: E731
+        out = []
+        m1 = integrate.quad(lambda r: ray(r) * gm(r), 0, 14, **opts)[0]
+        m2 = integrate.quad(lambda r: ray(r) * gm(r) ** 2, 0, 14, **opts)[0]
+        out.append((m1, m2 - m1**2))
+        m1 = integrate.dblquad(lambda u, d: mx(d) * gs(d, u), -14, 14, 0, 1, epsabs=1e-12, epsrel=1e-9)[0]
+        m2 = integrate.dblquad(lambda u, d: mx(d) * gs(d, u) ** 2, -14, 14, 0, 1, epsabs=1e-12, epsrel=1e-9)[0]
+        out.append((m1, m2 - m1**2))
+        return out
+    if estimator == "pathwise":
+        gs = [lambda e: fp(mu + sigma * e), lambda e: fp(mu + sigma * e) * e]
+    else:
+        hs = [lambda e: e / sigma, lambda e: (e * e - 1) / sigma]
+        bs = [0.0, 0.0]
+        if estimator == "score_baseline":
+            bs = [integrate.quad(lambda e, h=h: phi(e) * h(e) ** 2 * f(mu + sigma * e), -14, 14, **opts)[0]
+                  / integrate.quad(lambda e, h=h: phi(e) * h(e) ** 2, -14, 14, **opts)[0] for h in hs]
+        gs = [lambda e, h=h, b=b: h(e) * (f(mu + sigma * e) - b) for h, b in zip(hs, bs)]
+    out = []
+    for g in gs:
+        m1 = integrate.quad(lambda e: phi(e) * g(e), -14, 14, **opts)[0]
+        m2 = integrate.quad(lambda e: phi(e) * g(e) ** 2, -14, 14, **opts)[0]
+        out.append((m1, m2 - m1**2))
+    return out
+
+
+@pytest.mark.parametrize("estimator", gaussian_exact.ESTIMATORS)
+@pytest.mark.parametrize("cost,k", [("gauss", 0.1), ("gauss", 10.0), ("cos", 0.5), ("cos", 5.0)])
+def test_gaussian_exact_matches_scipy_quad(estimator, cost, k):
+    mom = gaussian_exact.moments(estimator, cost, k)
+    exact = gaussian_toy.exact_grad(cost, 1.0, 1.0, k)
+    for i, param in enumerate(gaussian_exact.PARAMS):
+        mean, var = mom[param]
+        assert mean == pytest.approx(exact[i], rel=1e-8, abs=1e-12)  # every estimator is unbiased
+    ref = _quad_moments(estimator, cost, k)
+    got = gaussian_exact.single_sample_variance(estimator, cost, k)
+    assert got == pytest.approx([v for _, v in ref], rel=1e-7, abs=1e-12)
+
+
+@pytest.mark.parametrize("cost", gaussian_exact.COSTS)
+def test_gaussian_exact_converged_in_node_count(cost):
+    for k in gaussian_exact.k_grid(cost, 5):
+        n, m = gaussian_exact.default_nodes(cost, k, 1.0)
+        for est in gaussian_exact.ESTIMATORS:
+            a = gaussian_exact.single_sample_variance(est, cost, k)
+            b = gaussian_exact.single_sample_variance(est, cost, k, nodes=(2 * n, 2 * m))
+            assert a == pytest.approx(b, rel=1e-9, abs=1e-14), (cost, k, est)
+
+
+@pytest.mark.parametrize("estimator", gaussian_exact.ESTIMATORS)
+@pytest.mark.parametrize("cost,k", [("square", -1.0), ("gauss", 1.0), ("cos", 5.0)])
+def test_gaussian_exact_matches_monte_carlo(estimator, cost, k):
+    n = 100_000
+    g = gaussian_exact.monte_carlo(estimator, cost, k, 1.0, 1.0, n, generator(31, estimator, cost))
+    exact_var = gaussian_exact.single_sample_variance(estimator, cost, k)
+    exact_grad = gaussian_toy.exact_grad(cost, 1.0, 1.0, k)
+    for i in range(2):
+        x = g[:, i]
+        assert abs(summarize(x, exact_grad[i])["bias_z"]) < Z_TOL
+        # the sample variance's standard error from the sample's own fourth central moment
+        c = x - x.mean()
+        se = math.sqrt(((c**4).mean() - (c**2).mean() ** 2).item() / n)
+        assert abs(x.var().item() - exact_var[i]) < Z_TOL * se, (i, x.var().item(), exact_var[i], se)
+
+
+def test_gaussian_exact_table_and_bad_input():
+    t = gaussian_exact.table(points=3)
+    assert list(t.columns) == ["cost", "k", "param", "estimator", "variance"]
+    assert len(t) == 3 * 3 * 4 * 2 and (t.variance >= 0).all()
+    with pytest.raises(ValueError, match="estimator"):
+        gaussian_exact.single_sample_variance("reinforce", "cos", 1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        gaussian_exact.single_sample_variance("score", "cos", 1.0, sigma=-1.0)
+
+
+# ---- Bayesian logistic regression ---------------------------------------------------------
+
+
+def test_blr_data_is_the_bundled_breast_cancer_set():
+    d = blr.load_breast_cancer(0.2, seed=0)
+    assert d.x_train.shape[0] + d.x_test.shape[0] == 569 and d.dim == 31 and d.x_test.shape[0] == 114
+    assert (d.x_train[:, -1] == 1).all() and (d.x_test[:, -1] == 1).all()
+    feats = d.x_train[:, :-1]
+    torch.testing.assert_close(feats.mean(0), torch.zeros(30, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(feats.std(0, correction=0), torch.ones(30, dtype=torch.float64))
+    assert set(d.y_train.unique().tolist()) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="test_fraction"):
+        blr.load_breast_cancer(1.5)
+
+
+def _tiny_blr():
+    g = generator(41)
+    x = torch.cat([torch.randn(6, 1, dtype=torch.float64, generator=g), torch.ones(6, 1, dtype=torch.float64)], 1)
+    y = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+    mu = torch.tensor([0.4, -0.3], dtype=torch.float64)
+    rho = torch.tensor([-0.5, 0.3], dtype=torch.float64)
+    return x, y, mu, rho, 2.5
+
+
+def _tiny_blr_exact_grad(x, y, mu, rho, scale):
+    """d ELBO / d(mu, rho) by 2-D Gauss-Hermite quadrature: d/dmu E F = E[grad F(w)],
+    d/dsigma_i E F = E[d_i F(w) eps_i], d/drho = sigma/2 d/dsigma, minus the KL's gradient."""
+    e, w = np.polynomial.hermite_e.hermegauss(60)
+    e, w = torch.from_numpy(e), torch.from_numpy(w / math.sqrt(2 * math.pi))
+    eps = torch.stack(torch.meshgrid(e, e, indexing="ij"), -1).reshape(-1, 2)
+    wt = (w[:, None] * w[None, :]).reshape(-1)
+    sigma = torch.exp(0.5 * rho)
+    gradf = scale * (y - torch.sigmoid((mu + sigma * eps) @ x.T)) @ x  # [nodes, 2]
+    d_mu = wt @ gradf
+    d_rho = wt @ (gradf * eps) * sigma / 2
+    kl = torch.stack([mu, 0.5 * (rho.exp() - 1)])
+    return torch.stack([d_mu, d_rho]) - kl
+
+
+@pytest.mark.parametrize("estimator,cv", [(e, c) for e in blr.ESTIMATORS for c in blr.CONTROL_VARIATES[e]])
+def test_blr_estimators_unbiased(estimator, cv):
+    x, y, mu, rho, scale = _tiny_blr()
+    exact = _tiny_blr_exact_grad(x, y, mu, rho, scale)
+    g, _ = blr.per_draw_grads(estimator, cv, mu, rho, x, y, scale, 20000, generator(42, estimator, cv), baseline=-3.7)
+    z = (g.mean(0) - exact) / (g.var(0) / g.shape[0]).sqrt()
+    assert z.abs().max().item() < Z_TOL, z
+
+
+def test_blr_control_variates_reduce_variance_where_they_should():
+    x, y, mu, rho, scale = _tiny_blr()
+    var = lambda e, c, r, b=0.0: blr.per_draw_grads(e, c, mu, r, x, y, scale, 4000, generator(43), b)[0].var(0).sum()  # noqa: E731
+    # a narrow posterior: the second-order expansion of F is nearly exact over q, so the delta
+    # method leaves a small fraction of the pathwise variance
+    narrow = torch.full_like(rho, -8.0)
+    assert var("pathwise", "delta", narrow) < 0.01 * var("pathwise", "none", narrow)
+    # a baseline near E F removes most of the score function's variance when F is far from 0
+    draws = mu + torch.exp(0.5 * rho) * torch.randn(4000, 2, dtype=torch.float64, generator=generator(44))
+    f_mean = blr.objective(draws, x, y, scale).mean()
+    assert var("score", "moving_average", rho, f_mean.item()) < 0.5 * var("score", "none", rho)
+
+
+def test_blr_train_logs_and_improves(tmp_path):
+    d = blr.load_breast_cancer()
+    eval_eps = torch.randn(64, d.dim, dtype=torch.float64, generator=generator(45))
+    rows = blr.train("pathwise", "delta", d, steps=40, batch=32, samples=4, lr=1e-3, generator=generator(46),
+                     variance_generator=generator(47), log_every=20, variance_draws=8, eval_eps=eval_eps,
+                     variance_batch=torch.arange(32))
+    assert [r["step"] for r in rows] == [0, 20, 40]
+    assert rows[-1]["elbo"] > rows[0]["elbo"] + 100 and rows[-1]["test_accuracy"] > 0.85
+    assert rows[-1]["evaluations"] == 40 * 4
+    with pytest.raises(ValueError, match="control_variate"):
+        blr.train("pathwise", "moving_average", d, steps=1, batch=32, samples=1, lr=1e-3, generator=generator(0),
+                  variance_generator=generator(1), log_every=1, variance_draws=2, eval_eps=eval_eps,
+                  variance_batch=torch.arange(32))
+    with pytest.raises(ValueError, match="batch"):
+        blr.train("score", "none", d, steps=1, batch=10_000, samples=1, lr=1e-3, generator=generator(0),
+                  variance_generator=generator(1), log_every=1, variance_draws=2, eval_eps=eval_eps,
+                  variance_batch=torch.arange(32))
+
+
 # ---- baselines ---------------------------------------------------------------------------
 
 
@@ -230,8 +510,23 @@ def test_smoke_run_writes_finite_csvs(tmp_path):
     before = (tmp_path / "estimators_gamma.csv").read_text()
     estimators.run(tmp_path, "smoke", seed=0, progress=False, vae_train_size=128, vae_epochs=1)
     assert (tmp_path / "estimators_gamma.csv").read_text() == before
-    assert len(report.make_figures(tmp_path)) == 7
-    assert "L^A vs L^B" in report.summary_markdown(tmp_path)
+    exact = pd.read_csv(tmp_path / "estimators_gaussian_exact.csv")
+    assert list(exact.columns) == ["cost", "k", "param", "estimator", "variance"]
+    assert set(exact.estimator) == set(gaussian_exact.ESTIMATORS) and exact.groupby("cost").k.nunique().eq(8).all()
+    fit = pd.read_csv(tmp_path / "estimators_blr.csv")
+    assert {"step", "estimator", "control_variate", "elbo", "test_accuracy", "grad_variance"} <= set(fit.columns)
+    assert len(fit.groupby(["estimator", "control_variate"])) == 5 and set(fit.step) == {0, 10, 20}
+    # a run added later resumes the part: finished runs are kept as they are
+    blr_before = fit[fit.estimator == "score"].reset_index(drop=True)
+    fit[fit.estimator != "score"].to_csv(tmp_path / "estimators_blr.csv", index=False)
+    estimators.run(tmp_path, "smoke", seed=0, progress=False, vae_train_size=128, vae_epochs=1)
+    again = pd.read_csv(tmp_path / "estimators_blr.csv")
+    pd.testing.assert_frame_equal(again[again.estimator == "score"].reset_index(drop=True).drop(columns="run_seconds"),
+                                  blr_before.drop(columns="run_seconds"))
+    assert len(report.make_figures(tmp_path)) == 9
+    md = report.summary_markdown(tmp_path)
+    assert "L^A vs L^B" in md and "No universal ranking" in md and "Bayesian logistic regression" in md
+    assert "issue" not in md.lower()
 
 
 def test_unknown_override_is_rejected(tmp_path):
@@ -241,3 +536,7 @@ def test_unknown_override_is_rejected(tmp_path):
         estimators.run(tmp_path, "smoke", progress=False, no_such_field=1)
     with pytest.raises(ValueError, match="parts"):
         estimators.make_config("smoke", parts="gamma,nope")
+    with pytest.raises(ValueError, match="blr_runs"):
+        estimators.make_config("smoke", blr_runs="pathwise/moving_average")
+    with pytest.raises(ValueError, match="exact_points"):
+        estimators.make_config("smoke", exact_points=1)

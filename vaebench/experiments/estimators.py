@@ -16,9 +16,16 @@ Parts (each a resumable unit writing its CSVs into ``out_dir``):
 5. ``minibatch``: logistic regression on synthetic data (exact per-example gradients):
    the N/M-scaled minibatch gradient vs the full-data gradient, and its variance vs M.
    ``estimators_minibatch.csv`` and ``estimators_minibatch_coords.csv``.
+6. ``gaussian_exact``: exact single-sample variances of the pathwise, score-function,
+   score-function with optimal baseline and coupled measure-valued estimators on the review
+   grids of Mohamed et al. (2020, §3), mu = sigma = 1. ``estimators_gaussian_exact.csv``.
+7. ``blr``: Bayesian logistic regression on the breast-cancer data (Mohamed et al. §8.3),
+   SGD on the ELBO with each (estimator, control variate); ELBO, test accuracy and the
+   estimator's gradient variance over training. ``estimators_blr.csv``, resumed run by run.
 
 ``estimators_config.json`` holds the config and provenance. A part whose CSVs exist is
-kept unless ``force``; the VAE part also keeps finished stages and resumes training.
+kept unless ``force``; the VAE part also keeps finished stages and resumes training, the BLR
+part its finished runs.
 """
 from __future__ import annotations
 
@@ -34,19 +41,22 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from vaebench.estimators import gamma_toy, gaussian_toy, minibatch
+from vaebench.estimators import gamma_toy, gaussian_exact, gaussian_toy, minibatch
+from vaebench.estimators import logistic_regression as blr
 from vaebench.estimators.common import generator, summarize, unit_seed
 from vaebench.experiments.config import config_from_profile
 from vaebench.utils import io
 from vaebench.utils.provenance import provenance
 
 PREFIX = "estimators"
-PARTS = ("gamma", "gaussian", "vae", "minibatch")
+PARTS = ("gamma", "gaussian", "vae", "minibatch", "gaussian_exact", "blr")
 PART_FILES = {
     "gamma": ("estimators_gamma.csv", "estimators_gamma_sgd.csv"),
     "gaussian": ("estimators_gaussian.csv",),
     "vae": ("estimators_vae_grad.csv", "estimators_vae_elbo.csv"),
     "minibatch": ("estimators_minibatch.csv", "estimators_minibatch_coords.csv"),
+    "gaussian_exact": ("estimators_gaussian_exact.csv",),
+    "blr": ("estimators_blr.csv",),
 }
 VAE_STAGES = ("init", "mid", "end")
 
@@ -96,6 +106,21 @@ class EstimatorsConfig:
     mb_dim: int = 5
     mb_sizes: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500)
     mb_replicates: int = 2000
+    # 6. exact variances on the review's grids (points k per cost)
+    exact_points: int = 100
+    exact_mu: float = 1.0
+    exact_sigma: float = 1.0
+    # 7. Bayesian logistic regression: "estimator/control_variate" runs, the review's SGD setup
+    blr_runs: tuple[str, ...] = ("score/none", "score/moving_average", "pathwise/none", "pathwise/delta",
+                                 "measure_valued/none")
+    blr_steps: int = 5000
+    blr_batch: int = 32
+    blr_samples: int = 50
+    blr_lr: float = 1e-3
+    blr_log_every: int = 50
+    blr_variance_draws: int = 2000  # per-draw gradients behind each variance (on one fixed minibatch)
+    blr_eval_samples: int = 1000  # posterior draws behind each ELBO / test accuracy
+    blr_test_fraction: float = 0.2
 
 
 PROFILES: dict[str, EstimatorsConfig] = {
@@ -105,11 +130,15 @@ PROFILES: dict[str, EstimatorsConfig] = {
         sgd_steps=30, sgd_chains=4, gauss_ks=(3.0,), gauss_sigmas=(0.3,), gauss_samples=(1, 4),
         gauss_replicates=200, vae_samples=(1, 4), vae_replicates=4, vae_batch=4, vae_latent_dim=4,
         vae_hidden=32, vae_train_size=512, vae_epochs=2, mb_n=200, mb_sizes=(1, 10, 100), mb_replicates=200,
+        exact_points=8, blr_steps=20, blr_samples=4, blr_log_every=10, blr_variance_draws=16, blr_eval_samples=32,
     ),
     # The default (24 s on an idle 2-core CPU with 16 VAE draws; ~5 minutes when 4 other jobs
     # shared it): 1000-2000 replicates for the toys, the MLP VAE (hidden 256, 10 latents)
-    # trained 2 epochs (250 steps) on 8k images, 64 draws per (stage, L).
-    "quick": EstimatorsConfig(vae_replicates=64),
+    # trained 2 epochs (250 steps) on 8k images, 64 draws per (stage, L); the review's full k grids;
+    # its logistic regression (batch 32, 50 draws, lr 1e-3) for 2,000 of its 5,000 steps, variances
+    # from 500 per-draw gradients every 100 steps.
+    "quick": EstimatorsConfig(vae_replicates=64, blr_steps=2000, blr_log_every=100, blr_variance_draws=500,
+                              blr_eval_samples=256),
     # For a GPU: 10x the replicates, the literature's conv VAE trained on the full grid.
     "paper": EstimatorsConfig(
         gamma_replicates=10_000, sgd_chains=64, sgd_steps=1000, gauss_replicates=20_000,
@@ -134,6 +163,25 @@ def make_config(profile: str = "quick", **overrides) -> EstimatorsConfig:
             raise ValueError(f"{name} must be >= 2 (variances need two replicates), got {getattr(cfg, name)}")
     if max(cfg.mb_sizes) > cfg.mb_n:
         raise ValueError(f"mb_sizes must not exceed mb_n={cfg.mb_n}, got {cfg.mb_sizes}")
+    if cfg.exact_points < 2:
+        raise ValueError(f"exact_points must be >= 2, got {cfg.exact_points}")
+    if not cfg.exact_sigma > 0:
+        raise ValueError(f"exact_sigma must be > 0, got {cfg.exact_sigma}")
+    for run_name in cfg.blr_runs:
+        est, _, cv = run_name.partition("/")
+        try:
+            blr.check_run(est, cv)
+        except ValueError as e:
+            raise ValueError(f"blr_runs: {run_name!r} is not 'estimator/control_variate' ({e})") from None
+    for name in ("blr_steps", "blr_batch", "blr_samples", "blr_log_every", "blr_eval_samples"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.blr_variance_draws < 2:
+        raise ValueError(f"blr_variance_draws must be >= 2 (variances need two draws), got {cfg.blr_variance_draws}")
+    if not cfg.blr_lr > 0:
+        raise ValueError(f"blr_lr must be > 0, got {cfg.blr_lr}")
+    if not 0 < cfg.blr_test_fraction < 1:
+        raise ValueError(f"blr_test_fraction must be in (0, 1), got {cfg.blr_test_fraction}")
     return cfg
 
 
@@ -142,10 +190,11 @@ def _check_config_file(out_dir: Path, cfg: EstimatorsConfig, seed: int, force: b
     path = out_dir / f"{PREFIX}_config.json"
     if force or not path.exists():
         return
-    old = json.loads(path.read_text())
+    old = json.loads(path.read_text()).get("config", {})
     new = json.loads(json.dumps(dataclasses.asdict(cfg)))
-    diff = sorted(k for k in new if k != "parts" and old.get("config", {}).get(k) != new[k])
-    if diff or old.get("seed") != seed:
+    # a setting the old config lacks belongs to a part added since; that part has not run here
+    diff = sorted(k for k in new if k != "parts" and k in old and old[k] != new[k])
+    if diff or json.loads(path.read_text()).get("seed") != seed:
         raise ValueError(f"{out_dir} holds estimator results of another config (differs in {diff or ['seed']}); "
                          "use force=True or another out_dir")
 
@@ -319,6 +368,56 @@ def run_minibatch(cfg: EstimatorsConfig, seed: int, progress: bool) -> tuple[pd.
     return pd.DataFrame(rows), pd.DataFrame(coord_rows)
 
 
+# ---- 6. exact variances on the review's grids ---------------------------------------------
+
+
+def run_gaussian_exact(cfg: EstimatorsConfig) -> pd.DataFrame:
+    return gaussian_exact.table(cfg.exact_points, cfg.exact_mu, cfg.exact_sigma)
+
+
+# ---- 7. Bayesian logistic regression ---------------------------------------------------------
+
+
+def run_blr(cfg: EstimatorsConfig, out_dir: Path, seed: int, progress: bool, force: bool) -> None:
+    csv = out_dir / PART_FILES["blr"][0]
+    rows = pd.read_csv(csv).to_dict("records") if not force and csv.exists() else []
+    done = {(r["estimator"], r["control_variate"]) for r in rows}
+    runs = [tuple(r.split("/", 1)) for r in cfg.blr_runs]
+    todo = [r for r in runs if r not in done]
+    data = blr.load_breast_cancer(cfg.blr_test_fraction, seed=unit_seed(seed, "blr", "split") % 2**32)
+    n_train = data.x_train.shape[0]
+    if cfg.blr_batch > n_train:
+        raise ValueError(f"blr_batch must be <= the {n_train} training points, got {cfg.blr_batch}")
+    # shared by every run, so their curves differ by the estimator only
+    eval_eps = torch.randn(cfg.blr_eval_samples, data.dim, dtype=torch.float64, generator=generator(seed, "blr", "eval"))
+    variance_batch = torch.randperm(n_train, generator=generator(seed, "blr", "variance batch"))[: cfg.blr_batch]
+    mvd_evals = blr.evaluations_per_draw("measure_valued", data.dim)
+    bar = tqdm(total=len(todo) * cfg.blr_steps, desc="logistic regression", disable=not progress, leave=False)
+    for est, cv in todo:
+        t0 = time.perf_counter()
+        log = blr.train(est, cv, data, steps=cfg.blr_steps, batch=cfg.blr_batch, samples=cfg.blr_samples,
+                        lr=cfg.blr_lr, generator=generator(seed, "blr", est, cv),
+                        variance_generator=generator(seed, "blr variance", est, cv), log_every=cfg.blr_log_every,
+                        variance_draws=cfg.blr_variance_draws, eval_eps=eval_eps, variance_batch=variance_batch,
+                        ema_decay=cfg.ema_decay, progress=bar)
+        seconds = time.perf_counter() - t0
+        evals = blr.evaluations_per_draw(est, data.dim)
+        for r in log:
+            rows.append({"step": r["step"], "estimator": est, "control_variate": cv, "elbo": r["elbo"],
+                         "test_accuracy": r["test_accuracy"], "grad_variance": r["grad_variance"],
+                         "grad_variance_mu": r["grad_variance_mu"], "grad_variance_logvar": r["grad_variance_logvar"],
+                         # the variance had the run spent as many evaluations of F per step as the
+                         # measure-valued one: averages of independent draws, so it scales as 1/draws
+                         "grad_variance_equal_evaluations": r["grad_variance"] * evals / mvd_evals,
+                         "samples": cfg.blr_samples, "evaluations_per_draw": evals, "evaluations": r["evaluations"],
+                         "n_train": n_train, "n_test": data.x_test.shape[0], "dim": data.dim,
+                         "run_seconds": seconds})
+        io.write_csv(csv, pd.DataFrame(rows))  # after every run: an interrupted part keeps its finished runs
+    bar.close()
+    if not todo and not csv.exists():
+        io.write_csv(csv, pd.DataFrame(rows))
+
+
 # ---- run ---------------------------------------------------------------------------------
 
 
@@ -337,12 +436,17 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
         if part == "vae":  # resumes stage by stage itself
             run_vae(cfg, out_dir, seed, device, progress, force)
             continue
+        if part == "blr":  # resumes run by run itself
+            run_blr(cfg, out_dir, seed, progress, force)
+            continue
         if not force and all(f.exists() for f in files):
             continue
         if part == "gamma":
             tables = run_gamma(cfg, seed, progress)
         elif part == "gaussian":
             tables = (run_gaussian(cfg, seed, progress),)
+        elif part == "gaussian_exact":
+            tables = (run_gaussian_exact(cfg),)
         else:
             tables = run_minibatch(cfg, seed, progress)
         for f, table in zip(files, tables):

@@ -9,9 +9,15 @@ import pandas as pd
 from vaebench.utils.io import save_figure
 
 COLORS = {"score": "tab:red", "score_baseline": "tab:orange", "reparam": "tab:blue", "reparam_la": "tab:cyan",
-          "L^A": "tab:cyan", "L^B": "tab:blue"}
+          "L^A": "tab:cyan", "L^B": "tab:blue", "pathwise": "tab:blue", "measure_valued": "tab:green"}
 LABELS = {"score": "score function", "score_baseline": "score function + baseline",
-          "reparam": "reparameterization", "reparam_la": "reparameterization (L^A)"}
+          "reparam": "reparameterization", "reparam_la": "reparameterization (L^A)", "pathwise": "pathwise",
+          "measure_valued": "measure-valued (coupled)"}
+EXACT_LABELS = {**LABELS, "score_baseline": "score function + optimal baseline"}
+BLR_STYLES = {("score", "none"): ("tab:red", ":"), ("score", "moving_average"): ("tab:red", "-"),
+              ("pathwise", "none"): ("tab:blue", ":"), ("pathwise", "delta"): ("tab:blue", "-"),
+              ("measure_valued", "none"): ("tab:green", "-")}
+COST_LABELS = {"square": "(x - k)^2", "gauss": "exp(-k x^2)", "cos": "cos(k x)"}
 VAE_LABELS = {**LABELS, "reparam": "reparameterization (L^B)"}
 
 
@@ -39,6 +45,12 @@ CAPTIONS = {
     "estimators_vae_grad.png": "VAE encoder gradient: total variance against the number of samples L, per estimator, "
                                "at initialisation, mid-training and the end.",
     "estimators_vae_elbo.png": "L^A vs L^B on the same model and minibatch: variance of the ELBO estimate and of its gradient.",
+    "estimators_gaussian_exact.png": "Mohamed et al.'s Gaussian toys at mu = sigma = 1: exact single-sample variance "
+                                     "of each estimator of the gradient wrt mu (top) and sigma (bottom) against k, per "
+                                     "cost (the review's Fig. 2 layout).",
+    "estimators_blr.png": "Bayesian logistic regression (breast cancer): full-data ELBO, test accuracy and the "
+                          "total variance of each estimator's ELBO gradient over training, per draw budget (bottom "
+                          "right: at the measure-valued estimator's number of evaluations).",
     "estimators_minibatch.png": "Minibatch gradient of a logistic regression: left, variance of the N/M-scaled estimator "
                                 "against M (log-log) beside the exact law, with and without replacement; right, Hotelling's "
                                 "T^2 of its mean against the full-data gradient (about 6 when unbiased).",
@@ -190,12 +202,75 @@ def _minibatch_figures(out_dir: Path) -> list[Path]:
     return [path]
 
 
+def _gaussian_exact_figures(out_dir: Path) -> list[Path]:
+    df = _read(out_dir, "gaussian_exact")
+    if df is None:
+        return []
+    costs = list(dict.fromkeys(df.cost))
+    fig, axes = _subplots(2, len(costs), figsize=(3.6 * len(costs), 5.6), squeeze=False)
+    for j, cost in enumerate(costs):
+        for i, param in enumerate(("mu", "sigma")):
+            ax = axes[i][j]
+            for est, g in df[(df.cost == cost) & (df.param == param)].groupby("estimator", sort=False):
+                g = g.sort_values("k")
+                # exact zeros (the square cost's mean gradient at k = mu) would sink a log axis
+                ax.semilogy(g.k, g.variance.clip(lower=1e-12), "-", color=COLORS[est], label=EXACT_LABELS[est])
+            if cost != "square":
+                ax.set_xscale("log")
+            ax.set_title(f"f = {COST_LABELS.get(cost, cost)}, gradient wrt {param}", fontsize=9)
+            ax.set_xlabel("k")
+            ax.set_ylabel("variance (one sample)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Exact single-sample estimator variance, x ~ N(1, 1)")
+    path = Path(out_dir) / "estimators_gaussian_exact.png"
+    save_figure(fig, path)
+    return [path]
+
+
+def _blr_label(est: str, cv: str) -> str:
+    return LABELS[est] + ("" if cv == "none" else f" + {cv.replace('_', ' ')}")
+
+
+def _blr_figures(out_dir: Path) -> list[Path]:
+    df = _read(out_dir, "blr")
+    if df is None:
+        return []
+    fig, axes = _subplots(2, 2, figsize=(10, 7))
+    (a_elbo, a_acc), (a_var, a_eq) = axes
+    for (est, cv), g in df.groupby(["estimator", "control_variate"], sort=False):
+        color, ls = BLR_STYLES.get((est, cv), ("k", "-"))
+        g = g.sort_values("step")
+        kw = dict(color=color, ls=ls, label=_blr_label(est, cv))
+        a_elbo.plot(g.step, g.elbo, **kw)
+        a_acc.plot(g.step, g.test_accuracy, **kw)
+        a_var.semilogy(g.step, g.grad_variance, **kw)
+        a_eq.semilogy(g.step, g.grad_variance_equal_evaluations, **kw)
+    # the first steps climb from the prior's ELBO; show the part where the estimators differ
+    late = df[df.step >= df.step.max() / 10].elbo
+    if len(late):
+        lo, hi = late.min(), late.max()
+        a_elbo.set_ylim(lo - 0.1 * (hi - lo + 1), hi + 0.1 * (hi - lo + 1))
+    a_elbo.set_ylabel("ELBO (training set)")
+    a_acc.set_ylabel("test accuracy")
+    a_var.set_ylabel(f"tr Cov of the ELBO gradient ({int(df.samples.iloc[0])} draws)")
+    a_eq.set_ylabel("same, at the measure-valued evaluations")
+    for ax in (a_elbo, a_acc, a_var, a_eq):
+        ax.set_xlabel("SGD step")
+    a_elbo.legend(fontsize=7)
+    fig.suptitle(f"Bayesian logistic regression, breast cancer (N = {int(df.n_train.iloc[0])}, "
+                 f"D = {int(df.dim.iloc[0])})")
+    path = Path(out_dir) / "estimators_blr.png"
+    save_figure(fig, path)
+    return [path]
+
+
 def make_figures(out_dir) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     out_dir = Path(out_dir)
-    return _gamma_figures(out_dir) + _gaussian_figures(out_dir) + _vae_figures(out_dir) + _minibatch_figures(out_dir)
+    return (_gamma_figures(out_dir) + _gaussian_figures(out_dir) + _vae_figures(out_dir) + _minibatch_figures(out_dir)
+            + _gaussian_exact_figures(out_dir) + _blr_figures(out_dir))
 
 
 # ---- summary -------------------------------------------------------------------------------
@@ -343,10 +418,130 @@ def _minibatch_summary(out_dir: Path) -> list[str]:
     return lines + [""]
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _gaussian_exact_summary(out_dir: Path) -> list[str]:
+    df = _read(out_dir, "gaussian_exact")
+    if df is None:
+        return []
+    from vaebench.estimators.gaussian_exact import EVALUATIONS
+
+    piv = df.pivot_table(index=["cost", "param", "k"], columns="estimator", values="variance")
+    ests = [e for e in EVALUATIONS if e in piv.columns]
+    # equal evaluations: a draw of the measure-valued estimator costs 2 evaluations of f per parameter,
+    # so the others may average 2 draws for the same budget, halving their variance
+    cost = pd.Series({e: EVALUATIONS[e] for e in ests})
+    eq = piv[ests] * cost / cost.max()
+    lines = ["### 6. Exact variances on the review's Gaussian toys (Mohamed et al. 2020, §3)", "",
+             f"Gradient of E_N(x|mu,sigma^2)[f(x; k)] at mu = sigma = 1, {df.groupby('cost').k.nunique().max()} "
+             "settings of k per cost (square: (x-k)^2, k evenly spaced in [-3, 3]; gauss: exp(-k x^2), k log-spaced in "
+             "[0.1, 10]; cos: cos(kx), k log-spaced in [0.5, 5]), exact single-sample variances by quadrature. Share of "
+             "the k grid where each estimator has the lowest variance, one sample each (and, last column, where the "
+             "measure-valued estimator is lowest when the others may spend its 2 evaluations per parameter):", "",
+             "| f | gradient | " + " | ".join(EXACT_LABELS[e] for e in ests) + " | measure-valued, equal evaluations |",
+             "|---|---|" + "---|" * (len(ests) + 1)]
+    best_any = {}
+    for (c, param), g in piv.groupby(level=["cost", "param"], sort=False):
+        best = g[ests].idxmin(axis=1).value_counts(normalize=True)
+        best_eq = eq.loc[g.index].idxmin(axis=1).value_counts(normalize=True)
+        best_any[(c, param)] = best.idxmax()
+        lines.append(f"| {c} | {param} | " + " | ".join(_pct(best.get(e, 0.0)) for e in ests)
+                     + f" | {_pct(best_eq.get('measure_valued', 0.0))} |")
+    winners = sorted(set(best_any.values()))
+    lines += ["", f"- **No universal ranking** (the review's conclusion): the estimator lowest on most of the grid is "
+              + ", ".join(f"{EXACT_LABELS[w]} for " + ", ".join(f"{c}/{p}" for (c, p), v in best_any.items() if v == w)
+                          for w in winners) + "; within one panel the order changes with k."]
+    if "cos" in piv.index.get_level_values("cost") and {"pathwise", "score"} <= set(ests):
+        cos = piv.xs("cos", level="cost")
+        parts = []
+        for param in ("mu", "sigma"):
+            c = cos.xs(param, level="param")
+            r = c.pathwise / c.score
+            noisier = r[r > 1].index
+            kmax = c.index.max()
+            span = f"for k >= {noisier.min():.3g}" if len(noisier) and (r.loc[noisier.min():] > 1).all() else (
+                f"at {len(noisier)} of {len(r)} k" if len(noisier) else "nowhere")
+            parts.append(f"{param}: {span}, {r.loc[kmax]:.3g}x the score function's variance at k = {kmax:g}")
+        lines.append("- **The pathwise estimator can be the noisier one**: for cos(kx) its variance exceeds the plain "
+                     "score function's (" + "; ".join(parts) + "): its f'(x) = -k sin(kx) grows with k while "
+                     "E f shrinks.")
+    if "measure_valued" in ests:
+        others = [e for e in ests if e != "measure_valued"]
+        low = (piv.measure_valued <= piv[others].min(axis=1)).mean()
+        low_eq = (eq.measure_valued <= eq[others].min(axis=1)).mean()
+        ratio = (piv.measure_valued / piv[others].min(axis=1))
+        lines.append(f"- **Measure-valued: low variance at twice the evaluations.** It has the lowest single-sample "
+                     f"variance in {_pct(low)} of the {len(piv)} (cost, parameter, k) settings (median ratio to the best "
+                     f"other estimator {ratio.median():.3g}x); at equal evaluations in {_pct(low_eq)}.")
+    return lines + [""]
+
+
+def _blr_summary(out_dir: Path) -> list[str]:
+    df = _read(out_dir, "blr")
+    if df is None:
+        return []
+    import json
+
+    cfg_path = Path(out_dir) / "estimators_config.json"
+    cfg = json.loads(cfg_path.read_text()).get("config", {}) if cfg_path.exists() else {}
+    steps = int(df.step.max())
+    lines = ["### 7. Bayesian logistic regression (Mohamed et al. 2020, §8.3)", "",
+             f"Breast-cancer data bundled with scikit-learn ({int(df.n_train.iloc[0])} training / "
+             f"{int(df.n_test.iloc[0])} test points, {int(df.dim.iloc[0]) - 1} standardised features + bias), "
+             "diagonal-Gaussian posterior, N(0, I) prior, analytic KL, SGD with cosine decay for "
+             f"{steps} steps" + (f" (batch {cfg['blr_batch']}, lr {cfg['blr_lr']:g})" if "blr_batch" in cfg else "")
+             + f", {int(df.samples.iloc[0])} posterior draws per step. Gradient variance: trace of the covariance "
+             "of the ELBO-gradient estimator on one fixed minibatch, median over the second half of training.", "",
+             "| estimator | control variate | final ELBO | final test accuracy | gradient variance | vs pathwise | "
+             "evaluations of F per draw | variance at equal evaluations |",
+             "|---|---|---|---|---|---|---|---|"]
+    late = df[df.step >= steps / 2]
+    med = late.groupby(["estimator", "control_variate"], sort=False)[["grad_variance", "grad_variance_equal_evaluations"]].median()
+    ref = med.grad_variance.get(("pathwise", "none"), float("nan"))
+    final = df[df.step == steps].set_index(["estimator", "control_variate"])
+    for key, v in med.iterrows():
+        f = final.loc[key]
+        lines.append(f"| {LABELS[key[0]]} | {key[1].replace('_', ' ')} | {f.elbo:.2f} | {f.test_accuracy:.3f} | "
+                     f"{v.grad_variance:.3g} | {_ratio(v.grad_variance, ref)} | {int(f.evaluations_per_draw)} | "
+                     f"{v.grad_variance_equal_evaluations:.3g} |")
+    g = med.grad_variance
+    bullets = []
+    if ("score", "none") in g and ("score", "moving_average") in g:
+        bullets.append(f"- The moving-average baseline cuts the score function's variance "
+                       f"{g[('score', 'none')] / g[('score', 'moving_average')]:.3g}x; it stays "
+                       f"{_ratio(g[('score', 'moving_average')], ref)} the pathwise estimator's.")
+    if ("pathwise", "delta") in g and ("pathwise", "none") in g:
+        first = df[df.step == 0].set_index(["estimator", "control_variate"]).grad_variance
+        r0 = first[("pathwise", "delta")] / first[("pathwise", "none")]
+        bullets.append(f"- The delta-method control variate changes the pathwise variance by "
+                       f"{_ratio(g[('pathwise', 'delta')], g[('pathwise', 'none')])} in the second half of training; "
+                       f"at step 0 (q = prior, sigma = 1) by {r0:.3g}x"
+                       + (": a second-order Taylor expansion of the likelihood is a poor control variate when the "
+                          "posterior is still wide." if r0 > 1 else "."))
+    if ("measure_valued", "none") in g:
+        mv = med.loc[("measure_valued", "none")]
+        bullets.append(f"- The coupled measure-valued estimator's variance is {_ratio(mv.grad_variance, ref)} the "
+                       f"pathwise one's, but it evaluates F {int(final.loc[('measure_valued', 'none')].evaluations_per_draw)}"
+                       " times per draw (2 per parameter). Given the same evaluations, the others' variance falls by "
+                       "that factor: " + ", ".join(f"{_blr_label(*k)} {v:.3g}" for k, v in
+                                                    med.grad_variance_equal_evaluations.items() if k[0] != "measure_valued")
+                       + f" against its {mv.grad_variance:.3g}.")
+    if len(final) > 1:
+        best = final.elbo.max()
+        near = [_blr_label(*k) for k, v in final.elbo.items() if v >= best - 1]
+        far = [f"{_blr_label(*k)} ({v - best:.3g})" for k, v in final.elbo.items() if v < best - 1]
+        bullets.append(f"- Final ELBO within 1 nat of the best ({best:.2f}): " + ", ".join(near)
+                       + ("; behind it: " + ", ".join(far) if far else "") + f". Test accuracy "
+                       f"{final.test_accuracy.min():.3f}-{final.test_accuracy.max():.3f}.")
+    return lines + [""] + bullets + [""]
+
+
 def summary_markdown(out_dir) -> str:
     out_dir = Path(out_dir)
     body = (_gamma_summary(out_dir) + _gaussian_summary(out_dir) + _vae_summary(out_dir)
-            + _minibatch_summary(out_dir))
+            + _minibatch_summary(out_dir) + _gaussian_exact_summary(out_dir) + _blr_summary(out_dir))
     if not body:
         return "## Gradient estimators\n\nNo estimator results in this folder.\n"
     head = ["## Gradient estimators", "",
