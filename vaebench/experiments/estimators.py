@@ -422,8 +422,11 @@ def run_blr(cfg: EstimatorsConfig, out_dir: Path, seed: int, progress: bool, for
 
 
 def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "cpu",
-        progress: bool = True, **overrides) -> None:
-    """Runs every part in ``cfg.parts`` into ``out_dir`` (see module doc)."""
+        progress: bool = True, executor=None, **overrides) -> None:
+    """Runs every part in ``cfg.parts`` into ``out_dir`` (see module doc), one after another, or
+    with ``executor`` (see ``vaebench.executors``; each part is a unit)."""
+    from vaebench.executors import Experiment, run_experiment
+
     cfg = make_config(profile, **overrides)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -431,23 +434,54 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
     io.write_json(out_dir / f"{PREFIX}_config.json", {"profile": profile, "seed": seed,
                                                       "config": dataclasses.asdict(cfg),
                                                       "provenance": provenance(device=device)})
-    for part in tqdm(cfg.parts, desc="estimators", disable=not progress):
-        files = [out_dir / f for f in PART_FILES[part]]
-        if part == "vae":  # resumes stage by stage itself
-            run_vae(cfg, out_dir, seed, device, progress, force)
-            continue
-        if part == "blr":  # resumes run by run itself
-            run_blr(cfg, out_dir, seed, progress, force)
-            continue
-        if not force and all(f.exists() for f in files):
-            continue
-        if part == "gamma":
-            tables = run_gamma(cfg, seed, progress)
-        elif part == "gaussian":
-            tables = (run_gaussian(cfg, seed, progress),)
-        elif part == "gaussian_exact":
-            tables = (run_gaussian_exact(cfg),)
-        else:
-            tables = run_minibatch(cfg, seed, progress)
-        for f, table in zip(files, tables):
-            io.write_csv(f, table)
+    run_experiment(Experiment("estimators", RunSetup(cfg, seed, force), list(cfg.parts), run_part, part_finished,
+                              merge_parts, out_dir, device), executor, progress=progress)
+
+
+# ---- the parts as units of vaebench.executors ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What every part of one run shares."""
+
+    cfg: EstimatorsConfig
+    seed: int = 0
+    force: bool = False
+
+
+SELF_RESUMING = ("vae", "blr")  # parts that keep their finished pieces and write their own tables
+
+
+def run_part(setup: RunSetup, part: str, out_dir: Path, device: str = "cpu", *, progress: bool = False,
+             on_partial=None) -> dict[str, pd.DataFrame]:
+    """One part: its tables by file name, for ``merge_parts`` to write (none for SELF_RESUMING)."""
+    cfg, seed, force, out_dir = setup.cfg, setup.seed, setup.force, Path(out_dir)
+    if part == "vae":  # resumes stage by stage itself
+        run_vae(cfg, out_dir, seed, device, progress, force)
+        return {}
+    if part == "blr":  # resumes run by run itself
+        run_blr(cfg, out_dir, seed, progress, force)
+        return {}
+    if part == "gamma":
+        tables = run_gamma(cfg, seed, progress)
+    elif part == "gaussian":
+        tables = (run_gaussian(cfg, seed, progress),)
+    elif part == "gaussian_exact":
+        tables = (run_gaussian_exact(cfg),)
+    else:
+        tables = run_minibatch(cfg, seed, progress)
+    return dict(zip(PART_FILES[part], tables))
+
+
+def part_finished(setup: RunSetup, part: str, out_dir: Path) -> dict | None:
+    """``{}`` (nothing more to write) for a part whose tables exist, else None (run it)."""
+    if setup.force or part in SELF_RESUMING:
+        return None
+    return {} if all((Path(out_dir) / f).exists() for f in PART_FILES[part]) else None
+
+
+def merge_parts(setup: RunSetup, out_dir: Path, results: list) -> None:
+    for _, tables in results:
+        for name, table in tables.items():
+            io.write_csv(Path(out_dir) / name, table)
