@@ -37,6 +37,8 @@ VARIANTS: dict[str, dict] = {
     "conv_b8_lr5e-4_s1": {"betas": "8", "lr": "5e-4", "seed": "1"},
     "conv_b8_lr1e-3": {"betas": "8", "lr": "1e-3"},
     "conv_b8_lr1e-3_warmup": {"betas": "8", "lr": "1e-3", "beta_warmup_steps": "10000"},
+    "conv_b8_lr5e-4_warmup": {"betas": "8", "lr": "5e-4", "beta_warmup_steps": "10000"},
+    "conv_b4_lr5e-4_warmup": {"betas": "4", "lr": "5e-4", "beta_warmup_steps": "10000"},
     "conv_b1_lr5e-4": {"betas": "1", "lr": "5e-4"},
     "chen_b4_lr1e-3_bs256": {"betas": "4", "lr": "1e-3", "arch": "chen", "batch_size": "256",
                              "trajectory_every": "625"},
