@@ -332,6 +332,17 @@ def test_gaussian_exact_table_and_bad_input():
     t = gaussian_exact.table(points=3)
     assert list(t.columns) == ["cost", "k", "param", "estimator", "variance"]
     assert len(t) == 3 * 3 * 4 * 2 and (t.variance >= 0).all()
+    # the optimal constant baseline never does worse than none, and moving it off b* costs variance
+    piv = t.pivot_table(index=["cost", "param", "k"], columns="estimator", values="variance")
+    assert (piv.score_baseline <= piv.score * (1 + 1e-9)).all()
+    b_mu, b_sigma = gaussian_exact.optimal_baselines("cos", 2.0)
+    e = torch.from_numpy(np.polynomial.hermite_e.hermegauss(120)[0])
+    w = torch.from_numpy(np.polynomial.hermite_e.hermegauss(120)[1] / math.sqrt(2 * math.pi))
+    for shift in (-0.1, 0.1):
+        g = gaussian_exact.score("cos", 2.0, 1.0, 1.0, e, (b_mu + shift, b_sigma + shift))
+        var = [(w * gi**2).sum().item() - (w * gi).sum().item() ** 2 for gi in g]
+        best = gaussian_exact.single_sample_variance("score_baseline", "cos", 2.0)
+        assert var[0] > best[0] and var[1] > best[1]
     with pytest.raises(ValueError, match="estimator"):
         gaussian_exact.single_sample_variance("reinforce", "cos", 1.0)
     with pytest.raises(ValueError, match="sigma"):
