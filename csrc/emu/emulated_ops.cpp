@@ -6,6 +6,7 @@
 #include "cuda/mig_histogram.h"
 #include "cuda/reparam_kl.h"
 #include "emu/emulator.h"
+#include "emu/selftest_kernels.h"
 #include "mig_histogram_checks.h"
 #include "reparam_kl_checks.h"
 
@@ -135,4 +136,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("resident_blocks") = 2, py::arg("order_seed") = 1);
   m.def("launches", &vaebench::launches);
   m.def("clear_launches", &vaebench::emu::clear_launches);
+  namespace st = vaebench::emu_selftest;
+  auto t = m.def_submodule("selftest", "kernels that check the emulator itself");
+  t.def("reverse", &st::reverse);
+  t.def("shuffles", &st::shuffles);
+  t.def("lockstep", &st::lockstep);
+  t.def("divergent_barrier", &st::divergent_barrier);
+  t.def("deadlock", &st::deadlock);
+  t.def("exited_lane", &st::exited_lane);
+  t.def("early_exit", &st::early_exit);
+  t.def("uninitialised_shared", &st::uninitialised_shared);
+  t.def("atomics", &st::atomics);
+  t.def("block_private", &st::block_private);
+  t.def("bad_config", &st::bad_config);
 }
