@@ -64,7 +64,7 @@ cuda_tests() {
   # shows skips. One pytest process per file, so that a crash loses only that file's results.
   local rc=0 f deselect=()
   for f in $THROWING_TESTS; do deselect+=(--deselect "$f"); done
-  for f in tests/test_cuda_kernels.py tests/test_reparam_kl.py tests/test_mig.py tests/test_cuda_sources.py \
+  for f in tests/test_cuda_kernels.py tests/test_reparam_kl.py tests/test_mig.py tests/test_cuda_sources.py tests/test_cuda_emulator.py \
            tests/test_extension_build.py tests/test_cli_device.py; do
     "$PY" -m pytest -q -rs -m "not slow" -p no:cacheprovider "$f" "${deselect[@]}" || rc=1
   done
