@@ -1,5 +1,8 @@
 """The executor layer with the local executor: fault injection, retries and reports, resuming
 only the missing units, units independent of the process's earlier state, CLI argument errors."""
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -107,3 +110,10 @@ def test_cli_reports_failed_units_and_exits_1(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "beta-vae: 1 unit(s) failed" in err and "beta2_seed0: InjectedFault" in err
     assert list(pd.read_csv(tmp_path / "beta_vae_mig.csv")["beta"]) == [1.0]
+
+
+def test_ray_is_imported_only_for_the_ray_executor():
+    code = ("import sys; from vaebench import cli, executors; from vaebench.experiments import beta_vae, estimators; "
+            "executors.make_executor('local'); print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

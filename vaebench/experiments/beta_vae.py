@@ -27,6 +27,10 @@ Resuming: a unit with an ``end`` checkpoint is never retrained (unless ``force``
 ``last`` checkpoint (written at every loss row) continues from there, trajectory included. Data order (per-epoch permutations
 seeded by (seed, epoch)) and the Philox noise stream (offset advances by B*D per step) are pure
 functions of the step, so a resumed run computes what an uninterrupted one would.
+
+Units: each (beta, seed) is independent of the others and of what ran before it in the process
+(``build_model`` seeds torch; every other draw has its own generator), so ``run(executor=...)``
+may run them as Ray tasks (``vaebench.executors``) with the same numbers.
 """
 from __future__ import annotations
 
