@@ -231,10 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="reparameterization + KL implementation in training (default: the profile's, fused)")
     run.add_argument("--executor", choices=["local", "ray"], default="local",
                      help="where the experiments' independent units run: one after another here, or as Ray tasks")
-    run.add_argument("--ray-address", default=None,
+    run.add_argument("--ray-address", default=argparse.SUPPRESS,
                      help="with --executor ray: the cluster to join (e.g. the address `ray start --head` prints, or "
                           "auto); default: a local Ray started for this run")
-    run.add_argument("--cpus-per-task", type=int, default=None,
+    run.add_argument("--cpus-per-task", type=int, default=argparse.SUPPRESS,
                      help="with --executor ray: CPUs (and torch threads) per unit; default 1 (GPU units also take one GPU)")
     run.add_argument("--max-retries", type=int, default=2,
                      help="times a failing unit is retried before it is reported and skipped")
