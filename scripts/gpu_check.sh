@@ -90,8 +90,8 @@ STEPS=${STEPS:-environment build cuda_tests bench}
 for s in $STEPS; do
   case $s in
     environment) step environment 20 env.log ;;
-    build) step build 120 build.log ;;
-    cuda_tests) step cuda_tests 100 cuda_tests.log ;;
+    build) step build 90 build.log ;;
+    cuda_tests) step cuda_tests 130 cuda_tests.log ;;
     bench) step bench 60 bench.log ;;
     *) echo "unknown step $s (known: environment build cuda_tests bench)" >&2; exit 2 ;;
   esac
