@@ -104,6 +104,7 @@ class Driver:
         self.experiment, self.max_retries, self.progress = experiment, max_retries, progress
         self.outcome = Outcome()
         self.faults = fault_plan()
+        self.errors: dict[str, BaseException] = {}
         self.bar = None
 
     def fail_now(self, unit, attempt: int) -> bool:
@@ -133,10 +134,12 @@ class Driver:
         again = f" (attempt {attempt + 1})" if attempt else ""
         self.status(f"{unit} finished in {seconds:.1f} s{again}")
 
-    def failed(self, unit, error: BaseException | str, attempt: int) -> bool:
-        """Records a failed attempt; True when the unit gets another."""
-        text = error if isinstance(error, str) else describe(error)
-        if os.environ.get("VAEBENCH_DEBUG") and not isinstance(error, str):
+    def failed(self, unit, error: BaseException, attempt: int, text: str | None = None) -> bool:
+        """Records a failed attempt (``text``: its one-line report, default from ``error``);
+        True when the unit gets another."""
+        text = text or describe(error)
+        self.errors[str(unit)] = error  # the last one, chained to UnitsFailed for its traceback
+        if os.environ.get("VAEBENCH_DEBUG"):
             traceback.print_exception(error)
         retry = attempt < self.max_retries
         if retry:
@@ -179,7 +182,8 @@ def run_experiment(experiment: Experiment, executor=None, *, progress: bool = Tr
     finally:
         driver.bar.close()
     if driver.outcome.failed:
-        raise UnitsFailed(experiment.name, driver.outcome.failed)
+        first = driver.errors.get(next(iter(driver.outcome.failed)))
+        raise UnitsFailed(experiment.name, driver.outcome.failed) from first
     return driver.outcome
 
 

@@ -112,9 +112,9 @@ class RayExecutor:
                 try:
                     result, seconds = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - a task's error, or a lost worker
-                    cause = getattr(e, "cause", None)
-                    if driver.failed(unit, describe(cause) if isinstance(cause, BaseException) else describe(e),
-                                     attempt):
+                    cause = getattr(e, "cause", None)  # the task's own exception; e holds its traceback
+                    text = describe(cause if isinstance(cause, BaseException) else e)
+                    if driver.failed(unit, e, attempt, text):
                         submit(unit, attempt + 1)
                     continue
                 driver.done(unit, result, seconds, attempt)
