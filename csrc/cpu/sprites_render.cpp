@@ -34,7 +34,7 @@ template <typename On>
 void for_each_sprite_pixel(int shape, const double* p, int64_t height, int64_t width, const On& on) {
   const double cx = p[0], cy = p[1], size = p[2], angle = p[3];
   const double c = std::cos(angle), s = std::sin(angle), inv = 1.0 / size;
-  const double reach = size * kSpriteRadius;
+  const double reach = size * sprite_reach(shape);
   const int64_t x0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(cx - reach - 0.5)));
   const int64_t x1 = std::min<int64_t>(width - 1, static_cast<int64_t>(std::ceil(cx + reach - 0.5)));
   const int64_t y0 = std::max<int64_t>(0, static_cast<int64_t>(std::floor(cy - reach - 0.5)));
