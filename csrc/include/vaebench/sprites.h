@@ -1,9 +1,9 @@
 // Point-in-sprite tests of the dSprites shapes, used by the C++ renderer (a
-// CUDA one would need the heart's table in device memory). Coordinates are sprite-local, in units of the sprite's size
-// (the side of the square), y pointing up, origin at the sprite's centre (its
-// centre of rotation). The geometry, calibrated against real frames of the
-// dataset, and the evidence for each number are documented in
-// vaebench/data/render.py.
+// CUDA one would need the heart's table in device memory). Coordinates are
+// sprite-local, in units of the sprite's size (the side of the square), y
+// pointing up, origin at the sprite's centre (its centre of rotation). The
+// geometry, calibrated against real frames of the dataset, and the evidence
+// for each number are documented in vaebench/data/render.py.
 #pragma once
 
 #include <cmath>
