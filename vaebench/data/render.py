@@ -29,6 +29,9 @@ pixel ``(row, col)`` covers ``[col, col+1] x [row, row+1]`` of the frame):
   (pixel centres at those distances are on and off respectively); the
   unrotated squares of frames 256-273 and 314-319 cover 10..20 pixels a side
   (areas 100, 144, ..., 400), consistent with it. (About 0.3 of the frame.)
+  The bracket still matters elsewhere: at either of its ends about 7 % of
+  the grid's squares change (those with an edge within 0.002 px of pixel
+  centres; unrotated ones by a whole row or column).
 - Rotation: ``orientation`` radians counter-clockwise as displayed, about the
   sprite's centre (the position above), orientation 0 showing the heart
   upright and the ellipse's major axis horizontal. Evidence: the squares of
@@ -39,24 +42,33 @@ pixel ``(row, col)`` covers ``[col, col+1] x [row, row+1]`` of the frame):
 - Ellipse: semi-axes ``ELLIPSE_SEMI_AXES = (0.665015, 0.375714)`` sizes
   (12.766 x 7.212 px at scale 1), the major axis along ``u``. Evidence: the
   point-in-ellipse conditions of all 64 ellipse frames (192-255) are linear in
-  ``(1/a^2, 1/b^2)``; the centre of the largest margin of that feasible set.
+  ``(1/a^2, 1/b^2)``; the centre of the largest margin of that feasible set,
+  which spans 12.7654-12.7664 x 7.2121-7.2145 px (its extremes change 1-5 % of
+  the grid's ellipses, by at most 3 pixels).
 - Heart: a mirror-symmetric polygon with a vertex every 2 degrees about the
   sprite's centre (180 vertices), ``HEART_VERTICES`` listing its left half from
   the notch at the top (``u = 0``) counter-clockwise through the left lobe to
-  the tip at the bottom (``u = 0``). At scale 1 it is 19.1 px wide and 19.0 px
-  tall, its tip 9.6 px below the centre, the tops of its lobes 9.4 px and the
+  the tip at the bottom (``u = 0``). At scale 1 it is 19.2 px wide and 19.0 px
+  tall, its tip 9.6 px below the centre, the tops of its lobes 9.3 px and the
   notch 5.2 px above it; its centroid lies 2.0 px above the centre of rotation
-  (1.93 px in the real frame 17).
-  Evidence: with the radii ``w = 1/r`` of such a polygon, point-in-polygon is
-  linear in ``w``, so the 192 heart frames (0-191) give a linear program; it is
-  feasible at 2-degree spacing (not at 3 or 2.5 degrees), and the table is the
-  feasible polygon of least total curvature (L1 of second differences of
-  ``w``) with half the largest margin. Fitted on every other heart frame, it
-  reproduces all of the other 96 exactly, so it is not over-fitted to the
-  frames. The classic curves fit worse: the best affine fit of the parametric
-  heart ``(16 sin^3 t, 13 cos t - 5 cos 2t - 2 cos 3t - cos 4t)`` leaves 58 of
-  the 192 heart frames inexact (its tip is too sharp and long); the curve
-  ``(x^2 + y^2 - 1)^3 = x^2 y^3`` has a notch half as deep as the real one.
+  (1.93 px in the real frame 17). Evidence: with the radii ``w = 1/r`` of such
+  a polygon, point-in-polygon is linear in ``w``, so the 192 heart frames
+  (0-191) give a linear program; it is feasible at 2-degree spacing (not at 3
+  or 2.5 degrees). The frames leave the outline a band of freedom, and the
+  table is the feasible polygon, at half the largest margin, whose ``w``
+  changes curvature least (L1 of third differences along the outline). That
+  choice was made by holding out one kind of frame: fitted on the rotation
+  and scale frames it reproduces 74 of the 128 position frames exactly (112
+  pixels wrong in all), fitted on the position and scale frames 34 of the 40
+  rotation frames (6 pixels), fitted on rotations and positions 20 of the 24
+  scale frames (8 pixels); least second differences (a piecewise-straight
+  ``w``) gave 44/128, 26/40 and 16/24. So grid images far from the frames
+  (rotated hearts at other positions and scales) can still differ from the
+  official ones by a pixel or two. The classic curves fit worse: the best
+  affine fit of the parametric heart ``(16 sin^3 t, 13 cos t - 5 cos 2t -
+  2 cos 3t - cos 4t)`` leaves 58 of the 192 heart frames inexact (its tip is
+  too sharp and long); the curve ``(x^2 + y^2 - 1)^3 = x^2 y^3`` has a notch
+  half as deep as the real one.
 - Frame: every sprite stays at least 2 px inside the frame: the largest reach
   about the centre is the square's half diagonal (``SPRITE_RADIUS`` sizes,
   13.6 px at scale 1), 2.4 px short of the nearest edge.
@@ -88,37 +100,37 @@ ELLIPSE_SEMI_AXES = (0.665015, 0.375714)
 # 2 degrees about the centre from the notch (90 degrees) to the tip (270); the
 # right half mirrors it. Same numbers as kHeartVertices in sprites.h.
 HEART_VERTICES = np.array([
-    (0.000000, 0.272072), (-0.010389, 0.297499), (-0.022923, 0.327810),
-    (-0.038332, 0.364705), (-0.054027, 0.384425), (-0.071114, 0.403308),
-    (-0.090096, 0.423866), (-0.109742, 0.440151), (-0.130347, 0.454574),
-    (-0.151076, 0.464964), (-0.173066, 0.475494), (-0.194460, 0.481305),
-    (-0.215387, 0.483767), (-0.236906, 0.485729), (-0.259032, 0.487169),
-    (-0.279576, 0.484239), (-0.300332, 0.480631), (-0.319551, 0.473754),
-    (-0.338700, 0.466180), (-0.357026, 0.456973), (-0.375150, 0.447087),
-    (-0.391010, 0.434261), (-0.406433, 0.420874), (-0.421398, 0.406939),
-    (-0.435474, 0.392103), (-0.449028, 0.376779), (-0.461303, 0.360410),
-    (-0.470035, 0.341501), (-0.478068, 0.322461), (-0.485404, 0.303314),
-    (-0.490788, 0.283357), (-0.495474, 0.263448), (-0.498072, 0.242926),
-    (-0.498704, 0.222037), (-0.498719, 0.201495), (-0.498134, 0.181306),
+    (0.000000, 0.269914), (-0.010453, 0.299334), (-0.023030, 0.329349),
+    (-0.037662, 0.358332), (-0.053979, 0.384082), (-0.071244, 0.404047),
+    (-0.089884, 0.422870), (-0.109688, 0.439935), (-0.130347, 0.454576),
+    (-0.151473, 0.466185), (-0.172573, 0.474141), (-0.194071, 0.480342),
+    (-0.215752, 0.484586), (-0.237376, 0.486694), (-0.258686, 0.486517),
+    (-0.279480, 0.484074), (-0.299501, 0.479301), (-0.319134, 0.473135),
+    (-0.338260, 0.465575), (-0.356761, 0.456634), (-0.374521, 0.446337),
+    (-0.391428, 0.434725), (-0.407377, 0.421851), (-0.422269, 0.407780),
+    (-0.436016, 0.392591), (-0.448542, 0.376372), (-0.459781, 0.359220),
+    (-0.469680, 0.341243), (-0.478201, 0.322551), (-0.485318, 0.303260),
+    (-0.491021, 0.283491), (-0.495256, 0.263332), (-0.498026, 0.242904),
+    (-0.499361, 0.222330), (-0.499301, 0.201731), (-0.497899, 0.181220),
     (-0.495217, 0.160906), (-0.491325, 0.140885), (-0.485282, 0.120994),
-    (-0.479276, 0.101873), (-0.471778, 0.083187), (-0.464045, 0.065217),
-    (-0.454142, 0.047732), (-0.444193, 0.031061), (-0.434199, 0.015163),
-    (-0.423647, 0.000000), (-0.413104, -0.014426), (-0.402443, -0.028142),
-    (-0.391803, -0.041180), (-0.381185, -0.053572), (-0.371385, -0.065485),
-    (-0.361532, -0.076846), (-0.351838, -0.087723), (-0.342084, -0.098091),
-    (-0.332276, -0.107963), (-0.322422, -0.117352), (-0.313549, -0.126682),
-    (-0.304552, -0.135595), (-0.296052, -0.144394), (-0.287396, -0.152811),
-    (-0.279025, -0.161095), (-0.270485, -0.169018), (-0.261789, -0.176579),
-    (-0.254020, -0.184557), (-0.246032, -0.192221), (-0.237835, -0.199567),
-    (-0.229441, -0.206590), (-0.220862, -0.213284), (-0.213699, -0.221292),
-    (-0.206247, -0.229061), (-0.198515, -0.236581), (-0.190596, -0.243951),
-    (-0.182406, -0.251060), (-0.174914, -0.259320), (-0.167087, -0.267395),
-    (-0.158928, -0.275271), (-0.150441, -0.282938), (-0.142156, -0.291462),
-    (-0.133494, -0.299834), (-0.124919, -0.309184), (-0.115909, -0.318457),
-    (-0.106457, -0.327642), (-0.097413, -0.339718), (-0.087766, -0.352011),
-    (-0.077484, -0.364534), (-0.066528, -0.377302), (-0.055329, -0.393683),
-    (-0.043182, -0.410848), (-0.029991, -0.428890), (-0.016150, -0.462466),
-    (0.000000, -0.500978),
+    (-0.479276, 0.101873), (-0.471929, 0.083214), (-0.463370, 0.065122),
+    (-0.454115, 0.047729), (-0.444242, 0.031064), (-0.434095, 0.015159),
+    (-0.423726, 0.000000), (-0.413162, -0.014428), (-0.402433, -0.028141),
+    (-0.391935, -0.041194), (-0.381639, -0.053636), (-0.371519, -0.065509),
+    (-0.361550, -0.076850), (-0.351712, -0.087692), (-0.341988, -0.098064),
+    (-0.332362, -0.107991), (-0.322819, -0.117497), (-0.313558, -0.126686),
+    (-0.304539, -0.135590), (-0.295729, -0.144237), (-0.287097, -0.152652),
+    (-0.278615, -0.160859), (-0.270259, -0.168877), (-0.262006, -0.176725),
+    (-0.253835, -0.184422), (-0.245726, -0.191983), (-0.237662, -0.199422),
+    (-0.229652, -0.206780), (-0.221677, -0.214071), (-0.213774, -0.221370),
+    (-0.205919, -0.228696), (-0.198089, -0.236073), (-0.190261, -0.243523),
+    (-0.182412, -0.251069), (-0.174520, -0.258736), (-0.166560, -0.266552),
+    (-0.158509, -0.274546), (-0.150341, -0.282750), (-0.142028, -0.291201),
+    (-0.133541, -0.299938), (-0.124847, -0.309007), (-0.115955, -0.318585),
+    (-0.106818, -0.328751), (-0.097377, -0.339596), (-0.087571, -0.351228),
+    (-0.077324, -0.363779), (-0.066546, -0.377402), (-0.055133, -0.392290),
+    (-0.042954, -0.408676), (-0.030103, -0.430494), (-0.016076, -0.460361),
+    (0.000000, -0.501402),
 ], dtype=np.float64)
 SPRITE_RADIUS = math.sqrt(0.5)  # largest reach of any shape about its centre, in sprite units
 
