@@ -92,6 +92,7 @@ def test_a_unit_does_not_depend_on_what_ran_before_it_in_the_process(tmp_path):
     (["--ray-address", "auto"], "--ray-address needs --executor ray (given --executor local, --ray-address auto)"),
     (["--cpus-per-task", "2"], "--cpus-per-task needs --executor ray (given --executor local, --cpus-per-task 2)"),
     (["--max-retries", "-1"], "max_retries (--max-retries) must be an integer >= 0, got -1"),
+    (["--jobs", "0"], "jobs (--jobs) must be an integer >= 1, got 0"),
 ])
 def test_bad_executor_arguments_are_clear_errors(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as e:
@@ -99,6 +100,23 @@ def test_bad_executor_arguments_are_clear_errors(tmp_path, capsys, args, message
     assert e.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "beta_vae_config.json").exists()  # rejected before any work
+
+
+def test_units_in_worker_processes_equal_the_sequential_run_and_failures_are_reported(tmp_path, monkeypatch, capsys):
+    bv.run(tmp_path / "one", "smoke", progress=False, **TINY)
+    # Worker processes start fresh (spawn): the fault plan reaches them with each attempt.
+    monkeypatch.setenv(executors.FAULT_ENV, "beta4_seed0:1,beta8_seed0")
+    with pytest.raises(executors.UnitsFailed) as e:
+        bv.run(tmp_path / "two", "smoke", progress=False, executor=executors.make_executor("local", jobs=2), **TINY)
+    assert list(e.value.failed) == ["beta8_seed0"]
+    assert "beta4_seed0 failed (attempt 1 of 3): InjectedFault" in capsys.readouterr().err
+    monkeypatch.delenv(executors.FAULT_ENV)
+    bv.run(tmp_path / "two", "smoke", progress=False, executor=executors.make_executor("local", jobs=2), **TINY)
+    for name, table in _tables(tmp_path / "one").items():
+        cols = [c for c in table.columns if c not in TIMING]
+        pd.testing.assert_frame_equal(_tables(tmp_path / "two")[name][cols], table[cols], check_exact=True)
+    with pytest.raises(ValueError, match="--jobs is for --executor local"):
+        executors.make_executor("ray", jobs=2)
 
 
 def test_cli_reports_failed_units_and_exits_1(tmp_path, monkeypatch, capsys):

@@ -86,7 +86,7 @@ def _executor(args):
                              f"--cpus-per-task {args.cpus_per_task})")
     return make_executor(name, address=getattr(args, "ray_address", None),
                          cpus_per_task=1 if getattr(args, "cpus_per_task", None) is None else args.cpus_per_task,
-                         max_retries=getattr(args, "max_retries", 2))
+                         max_retries=getattr(args, "max_retries", 2), jobs=getattr(args, "jobs", 1))
 
 
 def cmd_run(args) -> int:
@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "auto); default: a local Ray started for this run")
     run.add_argument("--cpus-per-task", type=int, default=argparse.SUPPRESS,
                      help="with --executor ray: CPUs (and torch threads) per unit; default 1 (GPU units also take one GPU)")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="with --executor local: units run at once, each in its own process (e.g. 2 single-threaded "
+                          "beta-VAE units on a 2-core CPU)")
     run.add_argument("--max-retries", type=int, default=2,
                      help="times a failing unit is retried before it is reported and skipped")
     run.set_defaults(func=cmd_run)

@@ -188,15 +188,17 @@ def run_experiment(experiment: Experiment, executor=None, *, progress: bool = Tr
 
 
 def make_executor(name: str = "local", *, address: str | None = None, cpus_per_task: int = 1,
-                  max_retries: int = 2):
+                  max_retries: int = 2, jobs: int = 1):
     """``local`` or ``ray`` (Ray is imported only here, only for ``ray``)."""
     if name == "local":
         if address:
             raise ValueError(f"--ray-address needs --executor ray, got --executor {name}")
         from vaebench.executors.local import LocalExecutor
 
-        return LocalExecutor(max_retries=max_retries)
+        return LocalExecutor(max_retries=max_retries, jobs=jobs)
     if name == "ray":
+        if jobs != 1:
+            raise ValueError(f"--jobs is for --executor local (Ray runs as many units as the cluster holds), got {jobs}")
         from vaebench.executors.ray import RayExecutor
 
         return RayExecutor(address=address, cpus_per_task=cpus_per_task, max_retries=max_retries)
