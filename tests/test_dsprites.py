@@ -134,19 +134,22 @@ def test_header_shares_the_geometry():
     # The compiled op and render_reference must describe the same shapes.
     text = HEADER.read_text()
     table = re.search(r"kHeartVertices\[kHeartHalfVertices\]\[2\] = \{(.*?)\n\};", text, re.S).group(1)
-    vertices = np.array([[float(a), float(b)] for a, b in re.findall(r"\{([-0-9.]+), ([-0-9.]+)\}", table)])
+    vertices = np.array([[float(a), float(b)] for a, b in re.findall(r"\{([-0-9.e]+), ([-0-9.e]+)\}", table)])
     np.testing.assert_array_equal(vertices, R.HEART_VERTICES)
     assert (_header_constant("kEllipseA"), _header_constant("kEllipseB")) == R.ELLIPSE_SEMI_AXES
 
 
 def test_heart_polygon_shape():
     v = R.HEART_VERTICES
-    assert v.shape == (91, 2) and v[0, 0] == 0.0 and v[-1, 0] == 0.0 and np.all(v[1:-1, 0] < 0)
-    # A vertex every 2 degrees counter-clockwise from the top: star-shaped about the centre.
+    assert v.shape == (R.HEART_SEGMENTS // 2 + 1, 2) and v[0, 0] == 0.0 and v[-1, 0] == 0.0
+    assert np.all(v[1:-1, 0] < 0)
+    # The table is the parametric heart evaluated at its fitted constants.
+    np.testing.assert_allclose(v, R.heart_vertices_from_curve(), rtol=0, atol=1e-15)
+    # Star-shaped about the centre: the angle from the top increases along the left half.
     angle = np.arctan2(np.abs(v[:, 0]), v[:, 1])
-    np.testing.assert_allclose(angle, np.radians(np.arange(91) * 2.0), atol=1e-5)
+    assert np.all(np.diff(angle) > 0) and angle[0] == 0.0 and angle[-1] == np.pi
     p = R.heart_polygon()
-    assert p.shape == (180, 2)
+    assert p.shape == (R.HEART_SEGMENTS, 2)
     # The header's quick accept/reject discs: inside and around the polygon.
     q = np.roll(p, -1, axis=0)
     d = q - p
@@ -155,8 +158,8 @@ def test_heart_polygon_shape():
     assert _header_constant("kHeartInner") <= nearest
     assert _header_constant("kHeartOuter") >= np.hypot(*p.T).max()
     assert np.hypot(*p.T).max() <= R.SPRITE_RADIUS
-    # The compiled op (edge looked up by angle) agrees with the reference (even-odd rule) on
-    # hearts at many rotations and sub-pixel offsets.
+    # The compiled op (edge found by bisection over the vertex rays) agrees with the reference
+    # (even-odd rule) on hearts at many rotations and sub-pixel offsets.
     rng = np.random.default_rng(2)
     n = 200
     args = (np.full(n, 2), rng.uniform(0.5, 1.0, n), rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 1, n),

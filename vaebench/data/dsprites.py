@@ -51,7 +51,7 @@ FACTOR_VALUES = (
 OFFICIAL_FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 ENV_VAR = "VAEBENCH_DSPRITES"
 IMAGE_SIZE = 64
-RENDER_CACHE_VERSION = 3  # bump when the renderer's geometry changes
+RENDER_CACHE_VERSION = 4  # bump when the renderer's geometry changes
 _NUMPY_DTYPES = {torch.uint8: np.uint8, torch.float32: np.float32}
 _CHUNK = 16384  # images per streamed / rendered chunk (64 MB unpacked)
 

@@ -45,38 +45,42 @@ pixel ``(row, col)`` covers ``[col, col+1] x [row, row+1]`` of the frame):
   ``(1/a^2, 1/b^2)``; the centre of the largest margin of that feasible set,
   which spans 12.7654-12.7664 x 7.2121-7.2145 px (its extremes change 1-5 % of
   the grid's ellipses, by at most 3 pixels).
-- Heart: a mirror-symmetric polygon with a vertex every 2 degrees about the
-  sprite's centre (180 vertices), ``HEART_VERTICES`` listing its left half from
-  the notch at the top (``u = 0``) counter-clockwise through the left lobe to
-  the tip at the bottom (``u = 0``). At scale 1 it is 19.2 px wide and 19.0 px
-  tall, its tip 9.6 px below the centre, the tops of its lobes 9.3 px and the
-  notch 5.2 px above it; its centroid lies 2.0 px above the centre of rotation
-  (1.93 px in the real frame 17). Evidence: with the radii ``w = 1/r`` of such
-  a polygon, point-in-polygon is linear in ``w``, so the 192 heart frames
-  (0-191) give a linear program; it is feasible at 2-degree spacing (not at 3
-  or 2.5 degrees). The frames leave the outline a band of freedom, and the
-  table is the feasible polygon, at half the largest margin, whose ``w``
-  changes curvature least (L1 of third differences along the outline). That
-  choice was made by holding out one kind of frame: fitted on the rotation
-  and scale frames it reproduces 74 of the 128 position frames exactly (112
-  pixels wrong in all), fitted on the position and scale frames 34 of the 40
-  rotation frames (6 pixels), fitted on rotations and positions 20 of the 24
-  scale frames (8 pixels); least second differences (a piecewise-straight
-  ``w``) gave 44/128, 26/40 and 16/24. So grid images far from the frames
-  (rotated hearts at other positions and scales) can still differ from the
-  official ones by a pixel or two. The classic curves fit worse: the best
-  affine fit of the parametric heart ``(16 sin^3 t, 13 cos t - 5 cos 2t -
-  2 cos 3t - cos 4t)`` leaves 58 of the 192 heart frames inexact (its tip is
-  too sharp and long); the curve ``(x^2 + y^2 - 1)^3 = x^2 y^3`` has a notch
-  half as deep as the real one.
+- Heart: the classic parametric heart ``x = 16 sin^3 t``, ``y = 13 cos t -
+  5 cos 2t - 2 cos 3t - cos 4t`` as a polygon of ``HEART_SEGMENTS = 150``
+  points equally spaced in ``t``, scaled by ``HEART_SCALE_PX = (0.6, 0.66227)``
+  pixels per curve unit at scale 1 (as wide as the square's nominal 19.2 px)
+  and shifted ``HEART_OFFSET_PX = 1.44029`` px up from the sprite's centre:
+  at scale 1 its tip is 9.82 px below the centre, the tops of its lobes 9.33
+  px and the notch 4.75 px above it, and its centroid 1.99 px above (1.93 px
+  in the real frame 17). ``HEART_VERTICES`` tabulates its left half.
+  Evidence, from the 192 heart frames (0-191): (1) a star polygon with a free
+  radius every 2 degrees is linear in ``w = 1/r``, so the frames give a
+  linear program; it is feasible (not at 3 or 2.5 degrees), but leaves a band
+  of freedom, and the smoothest such polygons generalise poorly across kinds
+  of frame (fitted on the rotation and scale frames, the least-third-
+  difference one reproduces 74 of the 128 position frames exactly). (2) A
+  free curve ``x = sum a_k sin((2k+1) t)``, ``y = sum b_k cos(k t)`` fitted to
+  the frames converges to the classic heart's coefficients (``x`` within 0.2 %
+  of 9.6 sin^3 t, the ``y`` coefficients in the ratio 13 : -5 : -2 : -1 within
+  0.1 %). (3) As a smooth curve that heart leaves about a dozen pixel centres
+  on the wrong side; as a polygon of 150 points it leaves none (so do 154 and
+  180 points, none of the other counts tried from 50 to 360), with a wider
+  margin than 180 (0.001 px against 0.0005) and the ``x`` scale exactly 0.6;
+  the other two constants maximise that margin. (4) Held out by kind, it generalises: fitted on the
+  rotation and scale frames it reproduces 122 of the 128 position frames
+  exactly (8 pixels wrong in all), fitted on positions and scales all 40
+  rotation frames, fitted on rotations and positions all 24 scale frames. So
+  grid images unlike any frame may still differ from the official ones by
+  the odd boundary pixel. (The curve ``(x^2 + y^2 - 1)^3 = x^2 y^3`` has a
+  notch half as deep as the real one.)
 - Frame: every sprite stays at least 2 px inside the frame: the largest reach
   about the centre is the square's half diagonal (``SPRITE_RADIUS`` sizes,
   13.6 px at scale 1), 2.4 px short of the nearest edge.
 
 The per-pixel shape tests live in ``csrc/include/vaebench/sprites.h`` and run in the compiled op ``vaebench::render_sprites``;
 ``render_reference`` is an independent float64 NumPy version used by the tests
-(an even-odd crossing test over the heart's edges where the op looks up the
-edge by the pixel's angle).
+(an even-odd crossing test over the heart's edges where the op bisects over
+the vertex rays for the one edge to test).
 """
 from __future__ import annotations
 
@@ -96,41 +100,93 @@ SPRITE_SIZE_PX = 19.1964  # side of the square at scale 1
 POS_MIN_PX = 16.0  # centre at position 0
 POS_SPAN_PX = 32.0  # centre at position 1 minus centre at position 0
 ELLIPSE_SEMI_AXES = (0.665015, 0.375714)
-# Left half of the heart polygon in sprite units (u right, v up), a vertex every
-# 2 degrees about the centre from the notch (90 degrees) to the tip (270); the
-# right half mirrors it. Same numbers as kHeartVertices in sprites.h.
+# Heart: the classic parametric heart x = 16 sin^3 t, y = 13 cos t - 5 cos 2t -
+# 2 cos 3t - cos 4t as a polygon of HEART_SEGMENTS points equally spaced in t,
+# scaled by HEART_SCALE_PX and shifted up by HEART_OFFSET_PX (pixels at scale 1).
+HEART_SEGMENTS = 150
+HEART_SCALE_PX = (0.6, 0.66227)
+HEART_OFFSET_PX = 1.44029
+# Its left half in sprite units (u right, v up), t = 2 pi (the notch) down to pi
+# (the tip), counter-clockwise; the right half mirrors it. Evaluated once from the
+# formula (see heart_vertices_from_curve) and written out so that the C++ table
+# kHeartVertices in sprites.h holds the very same doubles.
 HEART_VERTICES = np.array([
-    (0.000000, 0.269914), (-0.010453, 0.299334), (-0.023030, 0.329349),
-    (-0.037662, 0.358332), (-0.053979, 0.384082), (-0.071244, 0.404047),
-    (-0.089884, 0.422870), (-0.109688, 0.439935), (-0.130347, 0.454576),
-    (-0.151473, 0.466185), (-0.172573, 0.474141), (-0.194071, 0.480342),
-    (-0.215752, 0.484586), (-0.237376, 0.486694), (-0.258686, 0.486517),
-    (-0.279480, 0.484074), (-0.299501, 0.479301), (-0.319134, 0.473135),
-    (-0.338260, 0.465575), (-0.356761, 0.456634), (-0.374521, 0.446337),
-    (-0.391428, 0.434725), (-0.407377, 0.421851), (-0.422269, 0.407780),
-    (-0.436016, 0.392591), (-0.448542, 0.376372), (-0.459781, 0.359220),
-    (-0.469680, 0.341243), (-0.478201, 0.322551), (-0.485318, 0.303260),
-    (-0.491021, 0.283491), (-0.495256, 0.263332), (-0.498026, 0.242904),
-    (-0.499361, 0.222330), (-0.499301, 0.201731), (-0.497899, 0.181220),
-    (-0.495217, 0.160906), (-0.491325, 0.140885), (-0.485282, 0.120994),
-    (-0.479276, 0.101873), (-0.471929, 0.083214), (-0.463370, 0.065122),
-    (-0.454115, 0.047729), (-0.444242, 0.031064), (-0.434095, 0.015159),
-    (-0.423726, 0.000000), (-0.413162, -0.014428), (-0.402433, -0.028141),
-    (-0.391935, -0.041194), (-0.381639, -0.053636), (-0.371519, -0.065509),
-    (-0.361550, -0.076850), (-0.351712, -0.087692), (-0.341988, -0.098064),
-    (-0.332362, -0.107991), (-0.322819, -0.117497), (-0.313558, -0.126686),
-    (-0.304539, -0.135590), (-0.295729, -0.144237), (-0.287097, -0.152652),
-    (-0.278615, -0.160859), (-0.270259, -0.168877), (-0.262006, -0.176725),
-    (-0.253835, -0.184422), (-0.245726, -0.191983), (-0.237662, -0.199422),
-    (-0.229652, -0.206780), (-0.221677, -0.214071), (-0.213774, -0.221370),
-    (-0.205919, -0.228696), (-0.198089, -0.236073), (-0.190261, -0.243523),
-    (-0.182412, -0.251069), (-0.174520, -0.258736), (-0.166560, -0.266552),
-    (-0.158509, -0.274546), (-0.150341, -0.282750), (-0.142028, -0.291201),
-    (-0.133541, -0.299938), (-0.124847, -0.309007), (-0.115955, -0.318585),
-    (-0.106818, -0.328751), (-0.097377, -0.339596), (-0.087571, -0.351228),
-    (-0.077324, -0.363779), (-0.066546, -0.377402), (-0.055133, -0.392290),
-    (-0.042954, -0.408676), (-0.030103, -0.430494), (-0.016076, -0.460361),
-    (0.000000, -0.501402),
+    (0.0, 0.24752766143651933),
+    (-3.6722838444039456e-05, 0.24876644399672934),
+    (-0.00029301029344148456, 0.25245712635313344),
+    (-0.00098457810942487374, 0.25852325539682675),
+    (-0.0023195056631357992, 0.26683920587008597),
+    (-0.0044945702520228989, 0.27723283024036849),
+    (-0.0076917616510440833, 0.28948907968836979),
+    (-0.012075032575811237, 0.30335451011390485),
+    (-0.017787336964897722, 0.31854256629564448),
+    (-0.024948003449148486, 0.33473951930516088),
+    (-0.033650486082671363, 0.35161091742727912),
+    (-0.043960528452346527, 0.36880839954766509),
+    (-0.055914770754125695, 0.38597671251058457),
+    (-0.069519822428095179, 0.40276077049905468),
+    (-0.084751815590591237, 0.41881259511424024),
+    (-0.10155644690657832, 0.43379797949155385),
+    (-0.119849507828832, 0.44740272834197187),
+    (-0.13951789541392792, 0.45933833800120122),
+    (-0.16042108833034671, 0.46934699606430336),
+    (-0.18239306532096311, 0.47720579855172368),
+    (-0.2052446363867865, 0.48273010329339716),
+    (-0.22876615043141277, 0.48577596077020652),
+    (-0.25273053714920418, 0.48624158741160045),
+    (-0.27689663564871614, 0.48406787068209089),
+    (-0.30101275775979741, 0.47923791955437306),
+    (-0.32482043024983676, 0.47177569752661941),
+    (-0.348058257330493, 0.46174379758368966),
+    (-0.37046584291591095, 0.44924043885461534),
+    (-0.39178771112710875, 0.43439578266543472),
+    (-0.41177716354033755, 0.41736768078021669),
+    (-0.43020001264961366, 0.39833698049786581),
+    (-0.44683813294013419, 0.3775025196523179),
+    (-0.46149277381949994, 0.35507594927053993),
+    (-0.473987582382707, 0.33127652259924256),
+    (-0.48417128853597358, 0.30632598644306736),
+    (-0.49192001030192817, 0.28044370439112626),
+    (-0.49713914309101742, 0.25384213176904136),
+    (-0.49976480325721168, 0.2267227493540459),
+    (-0.49976480325721168, 0.19927254742583883),
+    (-0.49713914309101742, 0.17166113405965938),
+    (-0.49192001030192833, 0.14403852221979302),
+    (-0.48417128853597358, 0.11653362974202271),
+    (-0.473987582382707, 0.089253505287619661),
+    (-0.46149277381949994, 0.062283272403198135),
+    (-0.44683813294013403, 0.035686763515740863),
+    (-0.43020001264961344, 0.0095077965914618107),
+    (-0.4117771635403375, -0.016227970187979383),
+    (-0.39178771112710858, -0.04151068556128177),
+    (-0.37046584291591067, -0.066343546555537425),
+    (-0.34805825733049273, -0.090739736183462649),
+    (-0.32482043024983598, -0.1147191660936428),
+    (-0.30101275775979736, -0.13830513603091399),
+    (-0.27689663564871653, -0.16152102185568767),
+    (-0.25273053714920402, -0.18438710046916801),
+    (-0.22876615043141257, -0.20691761343813878),
+    (-0.20524463638678603, -0.22911816163982454),
+    (-0.18239306532096269, -0.25098351116759698),
+    (-0.16042108833034657, -0.27249587643810819),
+    (-0.13951789541392773, -0.29362373036639228),
+    (-0.1198495078288318, -0.31432117412213517),
+    (-0.10155644690657815, -0.33452788087501995),
+    (-0.084751815590591084, -0.35416960962491789),
+    (-0.069519822428095041, -0.37315926724050491),
+    (-0.055914770754125577, -0.39139847973036551),
+    (-0.043960528452346562, -0.408779618047035),
+    (-0.033650486082671377, -0.4251882098360783),
+    (-0.024948003449148499, -0.44050565689143428),
+    (-0.017787336964897729, -0.45461216899866219),
+    (-0.01207503257581114, -0.46738981859518469),
+    (-0.0076917616510440113, -0.47872561742190173),
+    (-0.0044945702520228763, -0.48851451616461516),
+    (-0.0023195056631357667, -0.49666223097573775),
+    (-0.00098457810942486528, -0.50308780662475927),
+    (-0.00029301029344148076, -0.50772583465996102),
+    (-3.6722838444038507e-05, -0.51052825610176267),
+    (0.0, -0.51146569148381993),
 ], dtype=np.float64)
 SPRITE_RADIUS = math.sqrt(0.5)  # largest reach of any shape about its centre, in sprite units
 
@@ -167,9 +223,18 @@ def render(shape, scale, orientation, pos_x, pos_y, *, packed: bool = False,
     return torch.ops.vaebench.render_sprites(torch.from_numpy(ids), torch.from_numpy(pose), FRAME, FRAME, packed, dtype)
 
 
+def heart_vertices_from_curve() -> np.ndarray:
+    """``HEART_VERTICES`` recomputed from the curve and its fitted constants."""
+    t = 2.0 * np.pi - 2.0 * np.pi * np.arange(HEART_SEGMENTS // 2 + 1) / HEART_SEGMENTS
+    x = HEART_SCALE_PX[0] * 16.0 * np.sin(t) ** 3
+    y = HEART_SCALE_PX[1] * (13.0 * np.cos(t) - 5.0 * np.cos(2 * t) - 2.0 * np.cos(3 * t) - np.cos(4 * t))
+    x[[0, -1]] = 0.0  # on the axis of symmetry (sin t vanishes but for rounding)
+    return np.stack([x, y + HEART_OFFSET_PX], axis=1) / SPRITE_SIZE_PX
+
+
 def heart_polygon() -> np.ndarray:
-    """The heart's 180 vertices, float64 ``[180, 2]`` in sprite units,
-    counter-clockwise from the notch: ``HEART_VERTICES`` and its mirror image."""
+    """The heart's ``HEART_SEGMENTS`` vertices, float64 ``[150, 2]`` in sprite
+    units, counter-clockwise from the notch: ``HEART_VERTICES`` and its mirror image."""
     right = HEART_VERTICES[-2:0:-1] * np.array([-1.0, 1.0])  # tip to notch, exclusive, on the right
     return np.concatenate([HEART_VERTICES, right])
 

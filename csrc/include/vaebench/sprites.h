@@ -18,49 +18,95 @@ enum SpriteShape : int { kSquare = 0, kEllipse = 1, kHeart = 2 };
 constexpr double kEllipseA = 0.665015;
 constexpr double kEllipseB = 0.375714;
 
-// Heart: a mirror-symmetric polygon with a vertex every 2 degrees about the
-// centre. Its left half, counter-clockwise from the notch (top, x = 0) through
-// the left lobe to the tip (bottom, x = 0); same numbers as HEART_VERTICES in
-// render.py.
-constexpr int kHeartHalfVertices = 91;
+// Heart: the classic parametric heart x = 16 sin^3 t, y = 13 cos t - 5 cos 2t -
+// 2 cos 3t - cos 4t as a polygon of 150 points equally spaced in t, scaled and
+// shifted as fitted to real frames. Its left half, counter-clockwise from the
+// notch (top, x = 0) through the left lobe to the tip (bottom, x = 0); the same
+// doubles as HEART_VERTICES in render.py. The polygon is star-shaped about the
+// centre: the vertices' angles about it increase along the list.
+constexpr int kHeartHalfVertices = 76;
 constexpr double kHeartVertices[kHeartHalfVertices][2] = {
-    {0.000000, 0.269914}, {-0.010453, 0.299334}, {-0.023030, 0.329349},
-    {-0.037662, 0.358332}, {-0.053979, 0.384082}, {-0.071244, 0.404047},
-    {-0.089884, 0.422870}, {-0.109688, 0.439935}, {-0.130347, 0.454576},
-    {-0.151473, 0.466185}, {-0.172573, 0.474141}, {-0.194071, 0.480342},
-    {-0.215752, 0.484586}, {-0.237376, 0.486694}, {-0.258686, 0.486517},
-    {-0.279480, 0.484074}, {-0.299501, 0.479301}, {-0.319134, 0.473135},
-    {-0.338260, 0.465575}, {-0.356761, 0.456634}, {-0.374521, 0.446337},
-    {-0.391428, 0.434725}, {-0.407377, 0.421851}, {-0.422269, 0.407780},
-    {-0.436016, 0.392591}, {-0.448542, 0.376372}, {-0.459781, 0.359220},
-    {-0.469680, 0.341243}, {-0.478201, 0.322551}, {-0.485318, 0.303260},
-    {-0.491021, 0.283491}, {-0.495256, 0.263332}, {-0.498026, 0.242904},
-    {-0.499361, 0.222330}, {-0.499301, 0.201731}, {-0.497899, 0.181220},
-    {-0.495217, 0.160906}, {-0.491325, 0.140885}, {-0.485282, 0.120994},
-    {-0.479276, 0.101873}, {-0.471929, 0.083214}, {-0.463370, 0.065122},
-    {-0.454115, 0.047729}, {-0.444242, 0.031064}, {-0.434095, 0.015159},
-    {-0.423726, 0.000000}, {-0.413162, -0.014428}, {-0.402433, -0.028141},
-    {-0.391935, -0.041194}, {-0.381639, -0.053636}, {-0.371519, -0.065509},
-    {-0.361550, -0.076850}, {-0.351712, -0.087692}, {-0.341988, -0.098064},
-    {-0.332362, -0.107991}, {-0.322819, -0.117497}, {-0.313558, -0.126686},
-    {-0.304539, -0.135590}, {-0.295729, -0.144237}, {-0.287097, -0.152652},
-    {-0.278615, -0.160859}, {-0.270259, -0.168877}, {-0.262006, -0.176725},
-    {-0.253835, -0.184422}, {-0.245726, -0.191983}, {-0.237662, -0.199422},
-    {-0.229652, -0.206780}, {-0.221677, -0.214071}, {-0.213774, -0.221370},
-    {-0.205919, -0.228696}, {-0.198089, -0.236073}, {-0.190261, -0.243523},
-    {-0.182412, -0.251069}, {-0.174520, -0.258736}, {-0.166560, -0.266552},
-    {-0.158509, -0.274546}, {-0.150341, -0.282750}, {-0.142028, -0.291201},
-    {-0.133541, -0.299938}, {-0.124847, -0.309007}, {-0.115955, -0.318585},
-    {-0.106818, -0.328751}, {-0.097377, -0.339596}, {-0.087571, -0.351228},
-    {-0.077324, -0.363779}, {-0.066546, -0.377402}, {-0.055133, -0.392290},
-    {-0.042954, -0.408676}, {-0.030103, -0.430494}, {-0.016076, -0.460361},
-    {0.000000, -0.501402},
+    {0.0, 0.24752766143651933},
+    {-3.6722838444039456e-05, 0.24876644399672934},
+    {-0.00029301029344148456, 0.25245712635313344},
+    {-0.00098457810942487374, 0.25852325539682675},
+    {-0.0023195056631357992, 0.26683920587008597},
+    {-0.0044945702520228989, 0.27723283024036849},
+    {-0.0076917616510440833, 0.28948907968836979},
+    {-0.012075032575811237, 0.30335451011390485},
+    {-0.017787336964897722, 0.31854256629564448},
+    {-0.024948003449148486, 0.33473951930516088},
+    {-0.033650486082671363, 0.35161091742727912},
+    {-0.043960528452346527, 0.36880839954766509},
+    {-0.055914770754125695, 0.38597671251058457},
+    {-0.069519822428095179, 0.40276077049905468},
+    {-0.084751815590591237, 0.41881259511424024},
+    {-0.10155644690657832, 0.43379797949155385},
+    {-0.119849507828832, 0.44740272834197187},
+    {-0.13951789541392792, 0.45933833800120122},
+    {-0.16042108833034671, 0.46934699606430336},
+    {-0.18239306532096311, 0.47720579855172368},
+    {-0.2052446363867865, 0.48273010329339716},
+    {-0.22876615043141277, 0.48577596077020652},
+    {-0.25273053714920418, 0.48624158741160045},
+    {-0.27689663564871614, 0.48406787068209089},
+    {-0.30101275775979741, 0.47923791955437306},
+    {-0.32482043024983676, 0.47177569752661941},
+    {-0.348058257330493, 0.46174379758368966},
+    {-0.37046584291591095, 0.44924043885461534},
+    {-0.39178771112710875, 0.43439578266543472},
+    {-0.41177716354033755, 0.41736768078021669},
+    {-0.43020001264961366, 0.39833698049786581},
+    {-0.44683813294013419, 0.3775025196523179},
+    {-0.46149277381949994, 0.35507594927053993},
+    {-0.473987582382707, 0.33127652259924256},
+    {-0.48417128853597358, 0.30632598644306736},
+    {-0.49192001030192817, 0.28044370439112626},
+    {-0.49713914309101742, 0.25384213176904136},
+    {-0.49976480325721168, 0.2267227493540459},
+    {-0.49976480325721168, 0.19927254742583883},
+    {-0.49713914309101742, 0.17166113405965938},
+    {-0.49192001030192833, 0.14403852221979302},
+    {-0.48417128853597358, 0.11653362974202271},
+    {-0.473987582382707, 0.089253505287619661},
+    {-0.46149277381949994, 0.062283272403198135},
+    {-0.44683813294013403, 0.035686763515740863},
+    {-0.43020001264961344, 0.0095077965914618107},
+    {-0.4117771635403375, -0.016227970187979383},
+    {-0.39178771112710858, -0.04151068556128177},
+    {-0.37046584291591067, -0.066343546555537425},
+    {-0.34805825733049273, -0.090739736183462649},
+    {-0.32482043024983598, -0.1147191660936428},
+    {-0.30101275775979736, -0.13830513603091399},
+    {-0.27689663564871653, -0.16152102185568767},
+    {-0.25273053714920402, -0.18438710046916801},
+    {-0.22876615043141257, -0.20691761343813878},
+    {-0.20524463638678603, -0.22911816163982454},
+    {-0.18239306532096269, -0.25098351116759698},
+    {-0.16042108833034657, -0.27249587643810819},
+    {-0.13951789541392773, -0.29362373036639228},
+    {-0.1198495078288318, -0.31432117412213517},
+    {-0.10155644690657815, -0.33452788087501995},
+    {-0.084751815590591084, -0.35416960962491789},
+    {-0.069519822428095041, -0.37315926724050491},
+    {-0.055914770754125577, -0.39139847973036551},
+    {-0.043960528452346562, -0.408779618047035},
+    {-0.033650486082671377, -0.4251882098360783},
+    {-0.024948003449148499, -0.44050565689143428},
+    {-0.017787336964897729, -0.45461216899866219},
+    {-0.01207503257581114, -0.46738981859518469},
+    {-0.0076917616510440113, -0.47872561742190173},
+    {-0.0044945702520228763, -0.48851451616461516},
+    {-0.0023195056631357667, -0.49666223097573775},
+    {-0.00098457810942486528, -0.50308780662475927},
+    {-0.00029301029344148076, -0.50772583465996102},
+    {-3.6722838444038507e-05, -0.51052825610176267},
+    {0.0, -0.51146569148381993},
 };
-constexpr double kHeartStep = 3.14159265358979323846 / (kHeartHalfVertices - 1);  // radians between vertices
-// Radii of a disc inside the polygon (its nearest edge point, the notch) and
-// of one containing it (its farthest vertex): most pixels skip the edge lookup.
-constexpr double kHeartInner = 0.269913;
-constexpr double kHeartOuter = 0.587023;
+// Radii of a disc inside the polygon (its nearest edge point) and of one
+// containing it (its farthest vertex): most pixels skip the edge lookup.
+constexpr double kHeartInner = 0.247527;
+constexpr double kHeartOuter = 0.586308;
 
 // Largest distance of a sprite point from its centre, in sprite units, over
 // all shapes (the square's half diagonal): bounds every sprite.
@@ -71,38 +117,29 @@ VB_HD double sprite_reach(int shape) {
   return shape == kSquare ? kSpriteRadius : shape == kEllipse ? kEllipseA : kHeartOuter;
 }
 
-// Angle of (x, y), x >= 0, measured from the +y axis towards +x, in [0, pi],
-// to within 0.004 rad: a cheap stand-in for atan2 where only the approximate
-// sector is needed.
-inline double approx_angle_from_y(double x, double y) {
-  const double ay = std::fabs(y);
-  const double lo = x < ay ? x : ay, hi = x < ay ? ay : x;
-  const double z = hi > 0.0 ? lo / hi : 0.0;
-  const double t = z * (0.78539816339744831 + 0.273 * (1.0 - z));  // atan(z), z in [0, 1]
-  const double a = x < ay ? t : 1.5707963267948966 - t;             // atan(x / |y|)
-  return y >= 0.0 ? a : 3.14159265358979323846 - a;
-}
-
-// Heart polygon test. By symmetry only the left half is needed; the edge a
-// point can cross is the one of the 2-degree sector holding its angle (the
-// polygon is star-shaped about the centre). The sector is guessed from an
-// approximate angle and then settled against the vertex rays themselves, so
-// the result is exact (and the stored vertices may sit a rounding error off
-// the 2-degree directions).
+// Heart polygon test. By symmetry only the left half is needed. The edge a
+// point can cross is the one whose two vertex rays enclose it (the polygon is
+// star-shaped about the centre), found by bisection on which side of each
+// vertex ray the point lies; then the point is inside when it is on the inner
+// side of that edge.
 inline bool heart_inside(double u, double v) {
   const double x = -std::fabs(u), y = v;
   const double r2 = x * x + y * y;
   if (r2 <= kHeartInner * kHeartInner) return true;
   if (r2 > kHeartOuter * kHeartOuter) return false;
-  int j = static_cast<int>(approx_angle_from_y(-x, y) / kHeartStep);
-  j = j < 0 ? 0 : (j > kHeartHalfVertices - 2 ? kHeartHalfVertices - 2 : j);
-  auto ccw_of = [&](int k) {  // is the point counter-clockwise of (or on) vertex k's ray?
-    return kHeartVertices[k][0] * y - kHeartVertices[k][1] * x >= 0.0;
-  };
-  while (j > 0 && !ccw_of(j)) --j;
-  while (j < kHeartHalfVertices - 2 && ccw_of(j + 1)) ++j;
-  const double* a = kHeartVertices[j];
-  const double* b = kHeartVertices[j + 1];
+  // Largest j with the point counter-clockwise of (or on) vertex j's ray; vertex 0's ray
+  // (straight up) has every point of the left half-plane on that side.
+  int lo = 0, hi = kHeartHalfVertices - 1;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    if (kHeartVertices[mid][0] * y - kHeartVertices[mid][1] * x >= 0.0) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  const double* a = kHeartVertices[lo];
+  const double* b = kHeartVertices[lo + 1];
   // Inside: on the left of the counter-clockwise edge a -> b.
   return (b[0] - a[0]) * (y - a[1]) - (b[1] - a[1]) * (x - a[0]) >= 0.0;
 }
