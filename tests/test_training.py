@@ -117,6 +117,14 @@ def test_exported_models_rescore_to_the_runs_numbers(tmp_path, capsys):
     for a, b in zip(load_vae(path).parameters(), end.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
+    # The model file alone marks the unit finished (a committed reference keeps no checkpoints).
+    mig_before = pd.read_csv(tmp_path / "beta_vae_mig.csv")
+    for p in tmp_path.glob("beta_vae_checkpoints/*"):
+        p.unlink()
+    bv.run(tmp_path, "smoke", progress=False, **small)
+    assert not bv.checkpoint_path(tmp_path, 4.0, 0, "end").exists()  # not retrained
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "beta_vae_mig.csv"), mig_before)
+
     table = evaluate.score_models([tmp_path], size=500, seed=3, progress=False)
     assert list(table["beta"]) == [4.0] and list(table["seed"]) == [0] and list(table["images"]) == [500]
     from vaebench.data import DSprites

@@ -571,8 +571,9 @@ def run_unit(setup: RunSetup, unit: Unit, out_dir: Path, device: str = "cpu", *,
                    precision=training.resolve_precision(cfg.precision, device))
     _save_npz(arrays_path(out_dir, beta, s), arrays)
     if cfg.export_models:
+        # With its history, evaluation and trajectory: a committed model file marks its unit finished.
         export_model(model_path(out_dir, beta, s), model, beta=beta, seed=s, step=history[-1]["step"],
-                     metrics=metrics)
+                     metrics=metrics, history=history, trajectory=trajectory)
     io.save_torch(checkpoint_path(out_dir, beta, s, "end"),
                   checkpoint_state(model, beta=beta, seed=s, step=history[-1]["step"], history=history,
                                    trajectory=trajectory, metrics=metrics))
@@ -581,12 +582,16 @@ def run_unit(setup: RunSetup, unit: Unit, out_dir: Path, device: str = "cpu", *,
 
 
 def load_finished(setup: RunSetup, unit: Unit, out_dir: Path):
-    """(history, metrics, trajectory) of a unit with an ``end`` checkpoint and its arrays, else None."""
-    end = checkpoint_path(out_dir, unit.beta, unit.seed, "end")
-    if not (end.exists() and arrays_path(out_dir, unit.beta, unit.seed).exists()):
+    """(history, metrics, trajectory) of a unit with its arrays and an ``end`` checkpoint (or an
+    exported model file, which a committed reference run keeps instead), else None."""
+    if not arrays_path(out_dir, unit.beta, unit.seed).exists():
         return None
-    state = torch.load(end, map_location="cpu", weights_only=False)
-    return state["history"], state["metrics"], state.get("trajectory", [])
+    for path in (checkpoint_path(out_dir, unit.beta, unit.seed, "end"), model_path(out_dir, unit.beta, unit.seed)):
+        if path.exists():
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            if "history" in state and "metrics" in state:
+                return state["history"], state["metrics"], state.get("trajectory", [])
+    return None
 
 
 def merge(setup: RunSetup, out_dir: Path, results: list) -> None:
