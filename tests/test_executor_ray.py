@@ -93,7 +93,7 @@ def test_cli_runs_units_on_ray_and_checks_the_cluster_devices(tmp_path, capsys):
             "--set", "betas=2,3", "--set", "num_seeds=2", "--set", "epochs=1", "--set", "trajectory_every=0"]
     assert main(args) == 0
     mig = pd.read_csv(tmp_path / "beta_vae_mig.csv")
-    assert list(zip(mig["beta"], mig["seed"])) == [(2.0, 0), (2.0, 1), (3.0, 0), (3.0, 1)]  # unit order
+    assert list(zip(mig["beta"], mig["seed"])) == [(2.0, 0), (3.0, 0), (2.0, 1), (3.0, 1)]  # unit order: seed-major
     assert ray.is_initialized()  # a Ray this process had started is left running
     with pytest.raises(SystemExit) as e:
         main([*args, "--device", "cuda"])
