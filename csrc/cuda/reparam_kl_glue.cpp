@@ -6,20 +6,11 @@
 #include <torch/library.h>
 
 #include "cuda/reparam_kl.h"
+#include "cuda/torch_dtype.h"
 #include "reparam_kl_checks.h"
 
 namespace vaebench {
 namespace {
-
-cuda::Dtype to_cuda_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kHalf: return cuda::Dtype::kFloat16;
-    case at::kBFloat16: return cuda::Dtype::kBFloat16;
-    case at::kFloat: return cuda::Dtype::kFloat32;
-    case at::kDouble: return cuda::Dtype::kFloat64;
-    default: TORCH_CHECK(false, "reparam_kl: unsupported dtype ", t);
-  }
-}
 
 std::tuple<at::Tensor, at::Tensor> reparam_kl_cuda(const at::Tensor& mu_in,
                                                    const at::Tensor& logvar_in, int64_t seed,
@@ -30,7 +21,7 @@ std::tuple<at::Tensor, at::Tensor> reparam_kl_cuda(const at::Tensor& mu_in,
   const at::Tensor logvar = logvar_in.contiguous();
   at::Tensor z = at::empty_like(mu);
   at::Tensor kl = at::empty({mu.size(0)}, mu.options());
-  cuda::reparam_kl_forward(to_cuda_dtype(mu.scalar_type()), mu.const_data_ptr(),
+  cuda::reparam_kl_forward(to_cuda_dtype(mu.scalar_type(), "reparam_kl"), mu.const_data_ptr(),
                            logvar.const_data_ptr(), z.mutable_data_ptr(), kl.mutable_data_ptr(),
                            mu.size(0), mu.size(1), static_cast<uint64_t>(seed),
                            static_cast<uint64_t>(offset), c10::cuda::getCurrentCUDAStream());
@@ -50,7 +41,7 @@ std::tuple<at::Tensor, at::Tensor> reparam_kl_backward_cuda(
   const at::Tensor logvar = logvar_in.contiguous();
   at::Tensor dmu = at::empty_like(mu);
   at::Tensor dlogvar = at::empty_like(mu);
-  cuda::reparam_kl_backward(to_cuda_dtype(mu.scalar_type()), gz.const_data_ptr(),
+  cuda::reparam_kl_backward(to_cuda_dtype(mu.scalar_type(), "reparam_kl"), gz.const_data_ptr(),
                             gk.const_data_ptr(), mu.const_data_ptr(), logvar.const_data_ptr(),
                             dmu.mutable_data_ptr(), dlogvar.mutable_data_ptr(), mu.size(0),
                             mu.size(1), static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),

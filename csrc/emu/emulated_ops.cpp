@@ -5,6 +5,7 @@
 
 #include "cuda/mig_histogram.h"
 #include "cuda/reparam_kl.h"
+#include "cuda/torch_dtype.h"
 #include "emu/emulator.h"
 #include "emu/selftest_kernels.h"
 #include "mig_histogram_checks.h"
@@ -12,16 +13,6 @@
 
 namespace vaebench {
 namespace {
-
-cuda::Dtype to_cuda_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kHalf: return cuda::Dtype::kFloat16;
-    case at::kBFloat16: return cuda::Dtype::kBFloat16;
-    case at::kFloat: return cuda::Dtype::kFloat32;
-    case at::kDouble: return cuda::Dtype::kFloat64;
-    default: TORCH_CHECK(false, "emulated reparam_kl: unsupported dtype ", t);
-  }
-}
 
 void check_out(const at::Tensor& out, const char* name, at::IntArrayRef shape, at::ScalarType dtype) {
   TORCH_CHECK(out.device().is_cpu(), "emulated op: ", name, " must be a CPU tensor");
@@ -46,7 +37,7 @@ void reparam_kl_forward(const at::Tensor& mu, const at::Tensor& logvar, const at
   check_cpu(logvar, "logvar");
   check_out(z, "z", mu.sizes(), mu.scalar_type());
   check_out(kl, "kl", {mu.size(0)}, mu.scalar_type());
-  cuda::reparam_kl_forward(to_cuda_dtype(mu.scalar_type()), mu.const_data_ptr(), logvar.const_data_ptr(),
+  cuda::reparam_kl_forward(to_cuda_dtype(mu.scalar_type(), "emulated reparam_kl"), mu.const_data_ptr(), logvar.const_data_ptr(),
                            z.mutable_data_ptr(), kl.mutable_data_ptr(), mu.size(0), mu.size(1),
                            static_cast<uint64_t>(seed), static_cast<uint64_t>(offset), nullptr);
   check_launch();
@@ -61,7 +52,7 @@ void reparam_kl_backward(const at::Tensor& grad_z, const at::Tensor& grad_kl, co
     check_cpu(*t, name);
   check_out(dmu, "dmu", mu.sizes(), mu.scalar_type());
   check_out(dlogvar, "dlogvar", mu.sizes(), mu.scalar_type());
-  cuda::reparam_kl_backward(to_cuda_dtype(mu.scalar_type()), grad_z.const_data_ptr(), grad_kl.const_data_ptr(),
+  cuda::reparam_kl_backward(to_cuda_dtype(mu.scalar_type(), "emulated reparam_kl"), grad_z.const_data_ptr(), grad_kl.const_data_ptr(),
                             mu.const_data_ptr(), logvar.const_data_ptr(), dmu.mutable_data_ptr(),
                             dlogvar.mutable_data_ptr(), mu.size(0), mu.size(1), static_cast<uint64_t>(seed),
                             static_cast<uint64_t>(offset), nullptr);
