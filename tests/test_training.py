@@ -1,5 +1,7 @@
 """Fast training and scoring of the beta-VAE: precision switch, MIG trajectory (written, resumed
 without duplicates), exported models re-scored by the evaluate command, the cpu profile."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -189,3 +191,47 @@ def test_sweep_runs_variants_as_processes_and_collects_their_trajectories(tmp_pa
     assert "conv_b8_lr5e-4_s1" in sweep.summary_markdown(tmp_path)
     with pytest.raises(ValueError, match="unknown variant"):
         sweep.run_sweep(tmp_path, ["nope"])
+
+
+def test_precision_group_is_the_cpu_recipe_in_both_precisions_over_three_seeds():
+    from vaebench.experiments import sweep
+
+    names = sweep.GROUPS["precision"]
+    assert len(names) == 6
+    cfgs = {n: dict(sweep.VARIANTS[n]) for n in names}
+    assert sorted((c.pop("precision"), c.pop("seed")) for c in cfgs.values()) == sorted(
+        (p, str(s)) for p in ("bf16", "fp32") for s in range(3))
+    # Apart from precision and seed, every variant is the `cpu` profile's recipe at beta 4.
+    cpu = bv.make_config("cpu")
+    for c in cfgs.values():
+        cfg = bv.make_config("sweep", **c)
+        assert (cfg.betas, cfg.lr, cfg.beta_warmup_steps, cfg.arch, cfg.batch_size, cfg.latent_dim) == (
+            (4.0,), cpu.lr, cpu.beta_warmup_steps, cpu.arch, cpu.batch_size, cpu.latent_dim)
+    cmd = sweep.variant_command("cpu_b4_fp32_s2", Path("out"), device="cpu", seed=0, extra={})
+    assert cmd[cmd.index("--seed") + 1] == "2" and "precision=fp32" in cmd
+
+
+def test_precision_pairs_compare_means_against_the_seed_spread():
+    from vaebench.experiments import sweep
+
+    recipe = {"arch": "conv", "beta": 4.0, "lr": 5e-4, "beta_warmup_steps": 0, "batch_size": 64, "latent_dim": 10}
+    rows = []
+    for p, migs in (("fp32", [0.10, 0.12, 0.14]), ("bf16", [0.11, 0.13, 0.15])):
+        for seed, m in enumerate(migs):
+            for step in (0, 10):
+                rows.append({**recipe, "precision": p, "seed": seed, "step": step, "images": step * 64,
+                             "mig": m if step else 0.0 + seed * 1e-3, "recon": 50.0 + seed, "kl": 10.0 + seed})
+    # A recipe run in one precision only has no pair.
+    rows.append({**recipe, "lr": 1e-3, "precision": "bf16", "seed": 0, "step": 0, "images": 0, "mig": 0.0,
+                 "recon": 1.0, "kl": 1.0})
+    pairs = sweep.precision_pairs(pd.DataFrame(rows))
+    assert list(pairs["step"]) == [0, 10] and (pairs["lr"] == 5e-4).all()
+    last = pairs.iloc[-1]
+    assert last["n_bf16"] == last["n_fp32"] == 3
+    assert last["mig_diff"] == pytest.approx(0.01) and last["mig_fp32_sd"] == pytest.approx(0.02)
+    assert last["mig_diff_se"] == pytest.approx(np.sqrt(2 * 0.02 ** 2 / 3))
+    assert last["mig_within_2se"] and last["recon_diff"] == 0.0
+    # Identical seeds in both precisions: zero difference, zero spread, still "within".
+    assert pairs.iloc[0]["kl_diff"] == 0.0 and pairs.iloc[0]["kl_within_2se"]
+    far = pd.DataFrame(rows).assign(mig=lambda d: d["mig"] + (d["precision"] == "bf16") * 1.0)
+    assert not sweep.precision_pairs(far).iloc[-1]["mig_within_2se"]

@@ -258,6 +258,7 @@ def train_unit(cfg: BetaVAEConfig, data, train_idx: np.ndarray, beta: float, see
         raise ValueError(f"train_size ({len(train_idx)}) must be >= batch_size ({cfg.batch_size})")
     total_steps = cfg.total_steps(len(train_idx))
     precision = training.resolve_precision(cfg.precision, device)
+    training.use_exact_fp32(precision, device)
     noise_seed, _ = unit_seeds(seed)
     score = probe is not None and cfg.trajectory_every > 0
 

@@ -43,6 +43,14 @@ VARIANTS: dict[str, dict] = {
     "chen_b4_lr1e-3_bs256": {"betas": "4", "lr": "1e-3", "arch": "chen", "batch_size": "256",
                              "trajectory_every": "625"},
 }
+# The precision pair on the `cpu` profile's recipe (lr 5e-4, beta warm-up 10k): bf16 autocast vs
+# fp32, beta 4, three seeds each, to show that bf16 leaves the ELBO terms and MIG within the seed
+# spread of fp32 (select with --only precision, usually with a shorter --set steps=...).
+for _p in ("bf16", "fp32"):
+    for _s in range(3):
+        VARIANTS[f"cpu_b4_{_p}" + (f"_s{_s}" if _s else "")] = {
+            "betas": "4", "lr": "5e-4", "beta_warmup_steps": "10000", "precision": _p, "seed": str(_s)}
+GROUPS: dict[str, list[str]] = {"precision": [n for n in VARIANTS if n.startswith("cpu_b4_")]}
 TARGET_MIG = 0.10
 
 
@@ -63,7 +71,7 @@ def run_sweep(out: str | Path, names: list[str] | None = None, *, jobs: int = 2,
     from tqdm.auto import tqdm
 
     out = Path(out)
-    names = list(VARIANTS) if names is None else names
+    names = list(VARIANTS) if names is None else [v for n in names for v in GROUPS.get(n, [n])]
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         raise ValueError(f"sweep: unknown variant(s) {unknown}; known: {sorted(VARIANTS)}")
@@ -133,7 +141,42 @@ def collect(out: str | Path) -> pd.DataFrame:
     summary = pd.DataFrame(rows)
     io.write_csv(out / "sweep_summary.csv", summary)
     _figure(traj, out / "sweep_mig.png")
+    pairs = precision_pairs(traj)
+    if len(pairs):
+        io.write_csv(out / "sweep_precision.csv", pairs)
+        _precision_figure(pairs, out / "sweep_precision.png")
     return summary
+
+
+RECIPE = ["arch", "beta", "lr", "beta_warmup_steps", "batch_size", "latent_dim"]
+
+
+def precision_pairs(traj: pd.DataFrame, metrics: tuple[str, ...] = ("mig", "recon", "kl")) -> pd.DataFrame:
+    """bf16 against fp32 at each trajectory step of a recipe trained in both precisions with at least
+    two seeds each: per precision the seeds' mean and sd of each metric, the difference of the means
+    (bf16 - fp32), its standard error sqrt(sd_bf16^2/n_bf16 + sd_fp32^2/n_fp32), and whether the
+    difference is within two standard errors (the seed spread). Empty where no recipe has a pair."""
+    rows = []
+    for key, g in traj.groupby(RECIPE + ["step"], sort=True):
+        by = {p: g[g["precision"] == p] for p in ("bf16", "fp32")}
+        if any(len(b["seed"].unique()) < 2 for b in by.values()):
+            continue
+        row = dict(zip(RECIPE + ["step"], key))
+        row["images"] = int(g["images"].iloc[0])
+        for p, b in by.items():
+            row[f"n_{p}"] = len(b)
+        for m in metrics:
+            se2 = 0.0
+            for p, b in by.items():
+                row[f"{m}_{p}_mean"], row[f"{m}_{p}_sd"] = b[m].mean(), b[m].std(ddof=1)
+                se2 += b[m].var(ddof=1) / len(b)
+            row[f"{m}_diff"] = row[f"{m}_bf16_mean"] - row[f"{m}_fp32_mean"]
+            row[f"{m}_diff_se"] = float(np.sqrt(se2))
+            # None where a metric is not scored at that step (recon and KL before the first step).
+            row[f"{m}_within_2se"] = (bool(abs(row[f"{m}_diff"]) <= 2 * row[f"{m}_diff_se"])
+                                      if np.isfinite(row[f"{m}_diff"]) else None)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _figure(traj: pd.DataFrame, path: Path) -> None:
@@ -153,6 +196,26 @@ def _figure(traj: pd.DataFrame, path: Path) -> None:
     axes[0, 0].legend(fontsize=6)
     for ax, col in zip(axes[0, 1:], gaps):
         ax.set(title=f"gap: {col[4:]}", xlabel="images seen (millions)")
+    save_figure(fig, path)
+
+
+def _precision_figure(pairs: pd.DataFrame, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from vaebench.utils.io import save_figure
+
+    metrics = [("mig", "MIG"), ("recon", "reconstruction (nats)"), ("kl", "KL (nats)")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for recipe, g in pairs.groupby(RECIPE, sort=False):
+        x = g["images"] / 1e6
+        for ax, (m, title) in zip(axes[0], metrics):
+            for p, color in (("fp32", "C0"), ("bf16", "C3")):
+                mean, sd = g[f"{m}_{p}_mean"], g[f"{m}_{p}_sd"]
+                ax.plot(x, mean, color=color, lw=1.4, label=f"{p} (n={int(g[f'n_{p}'].iloc[0])}), beta {recipe[1]:g}")
+                ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
+            ax.set(title=title, xlabel="images seen (millions)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("bf16 autocast vs fp32: mean and sd over seeds", fontsize=9)
     save_figure(fig, path)
 
 

@@ -60,6 +60,15 @@ def autocast(precision: str, device: str | torch.device = "cpu"):
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
 
 
+def use_exact_fp32(precision: str, device: str | torch.device = "cpu") -> None:
+    """On a GPU, makes a resolved ``"fp32"`` mean float32 math: cuDNN convolutions default to
+    TF32 (10-bit mantissa), which would blur the fp32 side of a bf16-vs-fp32 comparison. Process-wide,
+    as torch's switches are; a no-op on the CPU and for bf16."""
+    if precision == "fp32" and torch.device(device).type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def prepare_model(model: torch.nn.Module, arch: str, channels_last: bool) -> torch.nn.Module:
     """Puts a conv model in channels_last memory format when asked (weights keep their values)."""
     if channels_last and arch == "conv":
