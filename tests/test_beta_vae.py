@@ -63,6 +63,20 @@ def test_checkpoints_arrays_and_figures(smoke_dir):
     assert "0.1642" in md and "| 8 |" in md
 
 
+def test_report_lists_each_seed_and_includes_the_folders_notes(smoke_dir):
+    mig = pd.read_csv(smoke_dir / "beta_vae_mig.csv")
+    md = report.summary_markdown(smoke_dir)
+    for _, r in mig.iterrows():  # one seed per beta in smoke: its MIG is the row's per-seed entry
+        assert f"| {r['beta']:g} | 1 | {r['mig']:.4f} | " in md and f" | {r['mig']:.3f} | " in md
+    notes = smoke_dir / report.NOTES
+    notes.write_text("### Where we differ\n\nbeta = 1 is a plain VAE.\n")
+    try:
+        assert report.summary_markdown(smoke_dir).rstrip().endswith("beta = 1 is a plain VAE.")
+    finally:
+        notes.unlink()
+    assert "plain VAE" not in report.summary_markdown(smoke_dir)
+
+
 def test_second_run_does_not_retrain(smoke_dir, monkeypatch):
     ends = sorted(smoke_dir.glob("beta_vae_checkpoints/*_end.pt"))
     before = {p: p.stat().st_mtime_ns for p in ends}
