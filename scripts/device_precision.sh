@@ -7,7 +7,10 @@
 # step). Everything but weights is packed into $OUT/device_precision.tgz.
 #
 #   OUT=/some/dir GPU_STEPS=40000 CPU_STEPS=6000 SECONDS_LIMIT=420 bash scripts/device_precision.sh
-# A dry run without a GPU: GPU_DEVICE=cpu SKIP_BUILD=1 EXTRA="--set arch=mlp ..." (see tests).
+# A dry run of the script itself without a GPU (a tiny MLP, a few minutes on 2 cores):
+#   GPU_DEVICE=cpu SKIP_BUILD=1 GPU_STEPS=8 CPU_STEPS=8 EXTRA="--set arch=mlp --set latent_dim=3 \
+#     --set mlp_hidden=16 --set train_size=256 --set trajectory_size=200 --set eval_size=200 \
+#     --set pca_points=50 --set trajectory_every=4" bash scripts/device_precision.sh
 set -u
 cd "$(dirname "$0")/.." || exit 2
 OUT=${OUT:-$PWD/device_out}

@@ -46,11 +46,12 @@ VARIANTS: dict[str, dict] = {
 # The precision pair on the `cpu` profile's recipe (lr 5e-4, beta warm-up 10k): bf16 autocast vs
 # fp32, beta 4, three seeds each, to show that bf16 leaves the ELBO terms and MIG within the seed
 # spread of fp32 (select with --only precision, usually with a shorter --set steps=...).
+GROUPS: dict[str, list[str]] = {"precision": []}
 for _p in ("bf16", "fp32"):
     for _s in range(3):
-        VARIANTS[f"cpu_b4_{_p}" + (f"_s{_s}" if _s else "")] = {
-            "betas": "4", "lr": "5e-4", "beta_warmup_steps": "10000", "precision": _p, "seed": str(_s)}
-GROUPS: dict[str, list[str]] = {"precision": [n for n in VARIANTS if n.startswith("cpu_b4_")]}
+        _name = f"cpu_b4_{_p}" + (f"_s{_s}" if _s else "")
+        VARIANTS[_name] = {"betas": "4", "lr": "5e-4", "beta_warmup_steps": "10000", "precision": _p, "seed": str(_s)}
+        GROUPS["precision"].append(_name)
 TARGET_MIG = 0.10
 
 
