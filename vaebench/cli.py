@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from vaebench.utils import allocator
+
 # Parts of `run all`, in order: name -> module exposing PROFILES and run(out_dir, profile, ...).
 PARTS = {
     "bench": "vaebench.bench.runner",
@@ -288,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    allocator.keep_freed_memory()  # freed activations stay in the process (see its docstring)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -50,7 +50,7 @@ from vaebench.models import VAE, VAEConfig, checkpoint_state, elbo_terms, load_v
 from vaebench.experiments import training
 from vaebench.experiments.config import config_from_profile
 from vaebench.ops import draw_seed
-from vaebench.utils import io
+from vaebench.utils import allocator, io
 from vaebench.utils.provenance import provenance
 
 PREFIX = "beta_vae"
@@ -563,6 +563,7 @@ def run_unit(setup: RunSetup, unit: Unit, out_dir: Path, device: str = "cpu", *,
     model. Returns (loss history, metrics, trajectory). ``on_partial`` receives
     ``(history, None, trajectory)`` whenever the trajectory grows."""
     cfg, beta, s, out_dir = setup.cfg, unit.beta, unit.seed, Path(out_dir)
+    allocator.keep_freed_memory()  # here too: a unit may run in a spawned worker or on Ray
     threads = torch.get_num_threads()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
