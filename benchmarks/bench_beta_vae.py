@@ -7,6 +7,7 @@ The reparam+KL itself is a small part of a step: this shows what the fused op bu
 import pytest
 import torch
 
+from vaebench.bench import training_cases
 from vaebench.experiments.beta_vae import train_step
 from vaebench.models import VAE
 
@@ -29,4 +30,17 @@ def test_train_step(benchmark, impl, arch, device):
             torch.cuda.synchronize()
 
     step()  # warm-up
+    benchmark(step)
+
+
+@pytest.mark.parametrize("arch", ["conv", "mlp"])
+@pytest.mark.parametrize("setting", list(training_cases.SETTINGS))
+def test_train_step_speed_setting(benchmark, setting, arch):
+    """One training step per speed setting on the CPU (bf16 ones skip where bf16 is not native);
+    ``python -m vaebench bench`` adds the allocator and side-by-side rows to these."""
+    if not training_cases.available(setting, "cpu"):
+        pytest.skip("no native bfloat16 on this CPU")
+    step = training_cases.make_case(setting, arch, 64)
+    for _ in range(4 if "compile" in setting else 2):
+        step()  # warm-up (torch.compile compiles on its first calls)
     benchmark(step)

@@ -144,6 +144,18 @@ def test_exported_models_rescore_to_the_runs_numbers(tmp_path, capsys):
     assert pd.read_csv(tmp_path / "scores.csv")["mig"].iloc[0] == pytest.approx(ref.score, abs=1e-12)
 
 
+def test_evaluate_summary_pools_models_per_beta():
+    table = pd.DataFrame({"model": list("abcde"), "beta": [4.0, 4.0, 8.0, 4.0, None],
+                          "seed": [0, 1, 0, 3, None], "mig": [0.10, 0.20, 0.05, 0.30, 0.9]})
+    s = evaluate.summarize(table).set_index("beta")
+    assert list(s.index) == [4.0, 8.0] and list(s["n"]) == [3, 1]  # the beta-less model is left out
+    assert s.loc[4.0, "mig_mean"] == pytest.approx(0.2) and s.loc[4.0, "mig_sd"] == pytest.approx(0.1)
+    assert (s.loc[4.0, "mig_min"], s.loc[4.0, "mig_max"]) == (0.10, 0.30) and np.isnan(s.loc[8.0, "mig_sd"])
+    text = evaluate.format_table(table)
+    assert "beta=4: mig=0.2000 +- 0.1000 over 3 model(s) (min 0.1000, max 0.3000)" in text
+    assert "beta=8: mig=0.0500 over 1 model(s)" in text
+
+
 def test_evaluate_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no models"):
         evaluate.model_files([tmp_path])
@@ -235,3 +247,23 @@ def test_precision_pairs_compare_means_against_the_seed_spread():
     assert pairs.iloc[0]["kl_diff"] == 0.0 and pairs.iloc[0]["kl_within_2se"]
     far = pd.DataFrame(rows).assign(mig=lambda d: d["mig"] + (d["precision"] == "bf16") * 1.0)
     assert not sweep.precision_pairs(far).iloc[-1]["mig_within_2se"]
+
+
+def test_side_by_side_timing_combines_the_processes_steps():
+    from vaebench.bench import training_cases
+
+    # Two processes stepping every 2 s and 1 s make a batch every 2/3 s together.
+    assert training_cases.effective_step_times([[2.0, 4.0], [1.0, 4.0]]) == pytest.approx([2 / 3, 2.0])
+    for name in training_cases.PROCESS_SETTINGS:
+        if training_cases.available(name, "cpu"):
+            med, iqr = training_cases.time_side_by_side(name, "mlp", 8, repeats=3)
+            assert np.isfinite(med) and med > 0 and iqr >= 0
+
+
+def test_side_by_side_timing_reports_a_failing_worker(monkeypatch):
+    from vaebench.bench import training_cases
+
+    # An arch no model has: both workers fail at make_case; the parent must raise, not hang.
+    monkeypatch.setitem(training_cases.PROCESS_SETTINGS, "broken", ("fp32", 2, 1, True))
+    with pytest.raises(RuntimeError, match="'broken' failed in a worker: ValueError: .*arch"):
+        training_cases.time_side_by_side("broken", "no-such-arch", 8, repeats=1)

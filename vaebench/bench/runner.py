@@ -44,12 +44,14 @@ class BenchConfig:
     train_archs: tuple = ("conv", "mlp")
     train_batch: int = 64
     train_settings: tuple = tuple(training_cases.SETTINGS)
+    # ... and in fresh processes side by side (training_cases.PROCESS_SETTINGS), conv model only.
+    train_process_settings: tuple = tuple(training_cases.PROCESS_SETTINGS)
 
 
 PROFILES = {
     "smoke": BenchConfig(reparam_sizes=((256, 10), (2048, 32)), mig_sizes=(2_000, 20_000), repeats=3,
                          reparam_impls=("eager", "fused"), train_archs=("mlp",), train_batch=16,
-                         train_settings=("fp32", "bf16")),
+                         train_settings=("fp32", "bf16"), train_process_settings=("fp32_default_malloc",)),
     "quick": BenchConfig(),
     "paper": BenchConfig(reparam_sizes=((256, 10), (1024, 10), (4096, 32), (16384, 64), (65536, 128), (262144, 128)),
                          repeats=15),
@@ -133,14 +135,27 @@ def _bench_training(cfg: BenchConfig, device: str, bar) -> list[dict]:
             step = training_cases.make_case(setting, arch, cfg.train_batch, device=device)
             # torch.compile compiles on its first calls: more warm-up for it.
             t = time_call(step, device=device, warmup=4 if "compile" in setting else 2, repeats=cfg.repeats)
-            group.append(dict(op=f"train_{arch}", impl=setting, device=device, mode="train_step",
-                              batch=cfg.train_batch, dim=10, n=cfg.train_batch, factors=np.nan,
-                              median_ms=1e3 * t.median_s, iqr_ms=1e3 * t.iqr_s, repeats=t.repeats,
-                              bytes=np.nan, fraction_of_floor=np.nan))
+            group.append(_train_row(arch, setting, device, cfg, t.median_s, t.iqr_s, t.repeats))
+            bar.update()
+        # Fresh processes for the first arch only (the conv model by default): they take the
+        # longest to set up, and the side-by-side question is the conv profile's.
+        for setting in cfg.train_process_settings if arch == cfg.train_archs[0] else ():
+            if device != "cpu" or not training_cases.available(setting, device):
+                bar.update()  # side by side on one CPU is this CPU's question
+                continue
+            med, iqr = training_cases.time_side_by_side(setting, arch, cfg.train_batch, device, repeats=cfg.repeats)
+            group.append(_train_row(arch, setting, device, cfg, med, iqr, cfg.repeats))
             bar.update()
         _speedups(group, "fp32")
         rows += group
     return rows
+
+
+def _train_row(arch: str, setting: str, device: str, cfg: BenchConfig, median_s: float, iqr_s: float,
+               repeats: int) -> dict:
+    return dict(op=f"train_{arch}", impl=setting, device=device, mode="train_step", batch=cfg.train_batch, dim=10,
+                n=cfg.train_batch, factors=np.nan, median_ms=1e3 * median_s, iqr_ms=1e3 * iqr_s, repeats=repeats,
+                bytes=np.nan, fraction_of_floor=np.nan)
 
 
 def _speedups(group: list[dict], baseline: str) -> None:
@@ -161,7 +176,7 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
     devices = _devices(device)
     total = len(devices) * (len(reparam_cases.MODES) * len(cfg.reparam_sizes) * len(cfg.reparam_impls)
                             + len(cfg.mig_sizes) * len(cfg.mig_impls)
-                            + len(cfg.train_archs) * len(cfg.train_settings))
+                            + len(cfg.train_archs) * len(cfg.train_settings) + len(cfg.train_process_settings))
     with tqdm(total=total, desc="bench", unit="case", disable=not progress) as bar:
         for dev in devices:
             bandwidth = copy_bandwidth(dev)

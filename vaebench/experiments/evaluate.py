@@ -56,10 +56,24 @@ def score_models(paths: list[str | Path], *, size: int | None = 10_000, seed: in
     return pd.DataFrame(rows)
 
 
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """Per beta over the models scored (e.g. seeds pooled from several results folders): n, and
+    the mean, sd (n - 1), min and max of MIG. Models that do not record a beta are left out."""
+    known = table.dropna(subset=["beta"])
+    g = known.groupby("beta", sort=True)["mig"]
+    out = pd.DataFrame({"n": g.size(), "mig_mean": g.mean(), "mig_sd": g.std(ddof=1), "mig_min": g.min(),
+                        "mig_max": g.max()})
+    return out.reset_index()
+
+
 def format_table(table: pd.DataFrame) -> str:
     cols = [c for c in table.columns if c in ("beta", "seed", "step", "mig", "active_dims") or c.startswith("gap_")]
     lines = []
     for _, r in table.iterrows():
         values = " ".join(f"{c}={r[c]:.4f}" if isinstance(r[c], float) else f"{c}={r[c]}" for c in cols)
         lines.append(f"{r['model']}: {values}")
+    for r in summarize(table).itertuples():
+        sd = "" if np.isnan(r.mig_sd) else f" +- {r.mig_sd:.4f}"
+        lines.append(f"beta={r.beta:g}: mig={r.mig_mean:.4f}{sd} over {r.n} model(s) "
+                     f"(min {r.mig_min:.4f}, max {r.mig_max:.4f})")
     return "\n".join(lines) + "\n"

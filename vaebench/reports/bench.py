@@ -97,10 +97,17 @@ def summary_markdown(out_dir) -> str:
         tr = dev[dev.op.str.startswith("train_")]
         if not tr.empty:
             lines += [f"beta-VAE training step on {device} (batch {int(tr.batch.iloc[0])}, Adam, fused reparam+KL), "
-                      "per speed setting (bf16 = bfloat16 autocast, cl = channels_last, compile = torch.compile):", "",
-                      "| model | setting | median ms | images/s | speedup vs fp32 |", "|---|---|---|---|---|"]
-            for r in tr.itertuples():
-                lines.append(f"| {r.op[6:]} | {r.impl} | {r.median_ms:.1f} | {1e3 * r.batch / r.median_ms:.0f} | "
-                             f"{r.speedup_vs_baseline:.2f}x |")
+                      "per speed setting (bf16 = bfloat16 autocast, cl = channels_last, compile = torch.compile; "
+                      "default_malloc = glibc's default thresholds, without vaebench's allocator tuning, in a fresh "
+                      "process; 2proc = two 1-thread processes side by side, effective time per step of both "
+                      "together):", "",
+                      "| model | setting | median ms | images/s | speedup vs fp32 | vs fp32 with default malloc |",
+                      "|---|---|---|---|---|---|"]
+            for arch, g in tr.groupby("op", sort=False):
+                before = g.loc[g.impl == "fp32_default_malloc", "median_ms"]
+                for r in g.itertuples():
+                    vs_before = f"{before.iloc[0] / r.median_ms:.2f}x" if len(before) else ""
+                    lines.append(f"| {arch[6:]} | {r.impl} | {r.median_ms:.1f} | {1e3 * r.batch / r.median_ms:.0f} | "
+                                 f"{r.speedup_vs_baseline:.2f}x | {vs_before} |")
             lines.append("")
     return "\n".join(lines) + "\n"
