@@ -267,3 +267,22 @@ def test_side_by_side_timing_reports_a_failing_worker(monkeypatch):
     monkeypatch.setitem(training_cases.PROCESS_SETTINGS, "broken", ("fp32", 2, 1, True))
     with pytest.raises(RuntimeError, match="'broken' failed in a worker: ValueError: .*arch"):
         training_cases.time_side_by_side("broken", "no-such-arch", 8, repeats=1)
+
+
+def test_breadth_group_changes_the_core_recipe_on_one_image_budget():
+    from vaebench.experiments import sweep
+
+    core = {"betas": "4", "lr": "5e-4"}
+    names = sweep.GROUPS["breadth"]
+    assert len(names) == 6
+    changed = set()
+    for n in names:
+        v = dict(sweep.VARIANTS[n])
+        batch = int(v.get("batch_size", 64))
+        cfg = bv.make_config("sweep", **{k: x for k, x in v.items()})
+        assert cfg.total_steps(1) * batch == sweep.BREADTH_IMAGES and cfg.trajectory_every * batch == 160_000
+        diff = {k for k in v if k not in ("steps", "trajectory_every") and v[k] != core.get(k)}
+        assert diff and (len(diff) == 1 or n.startswith("chen")), (n, diff)
+        changed |= diff
+    # Between them: learning rate, batch size, latent size, warm-up and architecture.
+    assert changed == {"lr", "batch_size", "latent_dim", "beta_warmup_steps", "arch"}

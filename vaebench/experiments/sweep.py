@@ -52,6 +52,25 @@ for _p in ("bf16", "fp32"):
         _name = f"cpu_b4_{_p}" + (f"_s{_s}" if _s else "")
         VARIANTS[_name] = {"betas": "4", "lr": "5e-4", "beta_warmup_steps": "10000", "precision": _p, "seed": str(_s)}
         GROUPS["precision"].append(_name)
+# The breadth group: one change at a time from the cpu recipe's core (conv, beta 4, Adam 5e-4,
+# batch 64, latent 10, no warm-up; that is ``conv_b4_lr5e-4``), each on the same budget of
+# images, so a 2-core CPU can run the whole group in about an hour, two variants at a time.
+BREADTH_IMAGES = 1_600_000
+GROUPS["breadth"] = []
+for _name, _changes in {
+    "conv_b4_lr1e-4": {"lr": "1e-4"},
+    "conv_b4_lr1e-3": {"lr": "1e-3"},
+    "conv_b4_lr5e-4_bs256": {"batch_size": "256"},
+    "conv_b4_lr5e-4_z20": {"latent_dim": "20"},
+    "conv_b4_lr5e-4_warmup": {"beta_warmup_steps": "10000"},
+    "chen_b4_lr1e-3_bs256": {"arch": "chen", "lr": "1e-3", "batch_size": "256"},  # Chen et al.'s recipe
+}.items():
+    _v = {"betas": "4", "lr": "5e-4", **_changes}
+    _batch = int(_v.get("batch_size", 64))
+    # Same images between MIG scores (160k) and in all, whatever the batch.
+    _v.update(steps=str(BREADTH_IMAGES // _batch), trajectory_every=str(160_000 // _batch))
+    VARIANTS[_name + "_1.6M"] = _v
+    GROUPS["breadth"].append(_name + "_1.6M")
 TARGET_MIG = 0.10
 
 
