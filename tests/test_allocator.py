@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "confstr") or not os.confstr("CS_GNU_LIBC_VERSION"),
-                                reason="the tuning is glibc's mallopt")
+from vaebench.utils import allocator
+
+pytestmark = pytest.mark.skipif(not allocator.is_glibc(), reason="the tuning is glibc's mallopt")
 
 STEADY_FAULTS = """
 import resource, torch

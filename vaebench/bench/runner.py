@@ -44,7 +44,7 @@ class BenchConfig:
     train_archs: tuple = ("conv", "mlp")
     train_batch: int = 64
     train_settings: tuple = tuple(training_cases.SETTINGS)
-    # ... and in fresh processes side by side (training_cases.PROCESS_SETTINGS), conv model only.
+    # ... and in fresh processes (training_cases.PROCESS_SETTINGS), for the first of train_archs only.
     train_process_settings: tuple = tuple(training_cases.PROCESS_SETTINGS)
 
 

@@ -5,12 +5,11 @@ With glibc's defaults a CPU training step of the conv beta-VAE frees a few tens 
 activations at its end, glibc hands the top of the heap back to the OS (``M_TRIM_THRESHOLD``)
 or unmaps the block (``M_MMAP_THRESHOLD``), and the next step's allocations fault every page in
 again, zero-filled by the kernel. On this project's 2-core CPU that made an fp32 conv step at
-batch 64 about 1.6x slower, and a bf16 one about 1.15x (see ``python -m vaebench bench``, rows
-``*_default_malloc``). ``keep_freed_memory`` raises both thresholds, so freed blocks are reused
+batch 64 about 1.6x slower (``python -m vaebench bench``, row ``fp32_default_malloc``, timed in a
+fresh process that does not call this). ``keep_freed_memory`` raises both thresholds, so freed blocks are reused
 by the next step; the cost is that the process keeps up to ``TRIM_BYTES`` of freed memory.
 
-A no-op where the C library is not glibc. ``VAEBENCH_MALLOC_TUNING=0`` turns it off (the bench
-uses that to time the loop without it).
+A no-op where the C library is not glibc. ``VAEBENCH_MALLOC_TUNING=0`` turns it off.
 """
 from __future__ import annotations
 
@@ -30,13 +29,16 @@ ENV = "VAEBENCH_MALLOC_TUNING"
 _applied: bool | None = None
 
 
-def _libc():
-    if not hasattr(os, "confstr"):
-        return None
+def is_glibc() -> bool:
+    """Whether this process runs on glibc (the only C library whose mallopt this sets)."""
     try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
-            return None
+        return bool(hasattr(os, "confstr") and os.confstr("CS_GNU_LIBC_VERSION"))
     except (ValueError, OSError):  # no such name: not glibc
+        return False
+
+
+def _libc():
+    if not is_glibc():
         return None
     name = ctypes.util.find_library("c")
     return ctypes.CDLL(name) if name else None
