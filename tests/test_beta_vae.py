@@ -1,5 +1,6 @@
 """The beta-VAE experiment: smoke profile end to end, resuming, fused vs eager training steps."""
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -152,3 +153,16 @@ def test_unknown_override_and_bad_profile_raise(tmp_path):
 def test_results_of_another_config_are_not_mixed(smoke_dir):
     with pytest.raises(ValueError, match="another config.*epochs"):
         bv.run(smoke_dir, "smoke", progress=False, epochs=4)
+    with pytest.raises(ValueError, match="another config.*betas"):
+        bv.run(smoke_dir, "smoke", progress=False, betas="1,4")
+
+
+def test_betas_in_another_order_resume_the_same_units(smoke_dir, tmp_path, monkeypatch):
+    out = tmp_path / "reordered"
+    shutil.copytree(smoke_dir, out)
+    before = pd.read_csv(out / "beta_vae_mig.csv").sort_values("beta").reset_index(drop=True)
+    # Every unit is finished, so nothing may train again.
+    monkeypatch.setattr(bv, "train_unit", lambda *a, **k: pytest.fail("a finished unit was trained again"))
+    bv.run(out, "smoke", progress=False, betas="8,1,4")
+    after = pd.read_csv(out / "beta_vae_mig.csv").sort_values("beta").reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)

@@ -484,6 +484,8 @@ def _check_config_file(out_dir: Path, cfg: BetaVAEConfig, seeds: list[int], forc
     old = json.loads(path.read_text()).get("config", {})
     new = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     ignore = {"num_threads", "eval_batch_size"}  # do not change results
+    # The betas are a grid: their order only changes which unit runs first.
+    old["betas"], new["betas"] = (sorted(c.get("betas") or []) for c in (old, new))
     diff = sorted(k for k in new if k not in ignore and old.get(k) != new[k])
     if diff or json.loads(path.read_text()).get("seeds") != seeds:
         raise ValueError(f"{out_dir} holds beta_vae results of another config (differs in {diff or ['seeds']}); "
