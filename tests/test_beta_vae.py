@@ -166,3 +166,20 @@ def test_betas_in_another_order_resume_the_same_units(smoke_dir, tmp_path, monke
     bv.run(out, "smoke", progress=False, betas="8,1,4")
     after = pd.read_csv(out / "beta_vae_mig.csv").sort_values("beta").reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_a_results_folder_grows_by_new_betas_and_seeds_only(smoke_dir, tmp_path, monkeypatch):
+    out = tmp_path / "grown"
+    shutil.copytree(smoke_dir, out)
+    trained, train_unit = [], bv.train_unit
+    monkeypatch.setattr(bv, "train_unit", lambda cfg, data, idx, beta, seed, *a, **k: (
+        trained.append((beta, seed)), train_unit(cfg, data, idx, beta, seed, *a, **k))[1])
+    bv.run(out, "smoke", progress=False, betas="1,2,4,8", num_seeds=2)
+    assert sorted(trained) == [(1.0, 1), (2.0, 0), (2.0, 1), (4.0, 1), (8.0, 1)]  # only the new units
+    mig = pd.read_csv(out / "beta_vae_mig.csv")
+    assert sorted(zip(mig.beta, mig.seed)) == [(b, s) for b in (1.0, 2.0, 4.0, 8.0) for s in (0, 1)]
+    old = pd.read_csv(smoke_dir / "beta_vae_mig.csv")
+    pd.testing.assert_frame_equal(mig[mig.seed.eq(0) & mig.beta.ne(2.0)].reset_index(drop=True), old)
+    # Dropping a seed the folder holds is refused.
+    with pytest.raises(ValueError, match="another config.*seeds"):
+        bv.run(out, "smoke", progress=False, seed=1, betas="1,2,4,8")

@@ -477,19 +477,23 @@ def export_model(path: Path, model: VAE, **extra) -> None:
 
 
 def _check_config_file(out_dir: Path, cfg: BetaVAEConfig, seeds: list[int], force: bool) -> None:
-    """Refuses to mix results of different configs in one folder (unless force)."""
+    """Refuses to mix results of different configs in one folder (unless force). The grid of
+    betas x seeds may grow, so a reference run can be extended later, but not lose units."""
     path = out_dir / f"{PREFIX}_config.json"
     if force or not path.exists():
         return
-    old = json.loads(path.read_text()).get("config", {})
+    recorded = json.loads(path.read_text())
+    old = recorded.get("config", {})
     new = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     ignore = {"num_threads", "eval_batch_size"}  # do not change results
-    # The betas are a grid: their order only changes which unit runs first.
-    old["betas"], new["betas"] = (sorted(c.get("betas") or []) for c in (old, new))
-    diff = sorted(k for k in new if k not in ignore and old.get(k) != new[k])
-    if diff or json.loads(path.read_text()).get("seeds") != seeds:
-        raise ValueError(f"{out_dir} holds beta_vae results of another config (differs in {diff or ['seeds']}); "
-                         "use force=True or another out_dir")
+    diff = sorted(k for k in new if k not in ignore | {"betas", "num_seeds"} and old.get(k) != new[k])
+    if not set(old.get("betas") or []) <= set(new["betas"]):
+        diff.append("betas")
+    if not set(recorded.get("seeds") or []) <= set(seeds):
+        diff.append("seeds")
+    if diff:
+        raise ValueError(f"{out_dir} holds beta_vae results of another config (differs in {diff}; a run may add "
+                         "betas or seeds, not drop them); use force=True or another out_dir")
 
 
 # The experiment as independent units for vaebench.executors: ``units`` lists the (beta, seed)
