@@ -1,7 +1,11 @@
 """The executor layer with the local executor: fault injection, retries and reports, resuming
 only the missing units, units independent of the process's earlier state, CLI argument errors."""
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -135,3 +139,58 @@ def test_ray_is_imported_only_for_the_ray_executor():
             "executors.make_executor('local'); print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+DRIVER = """
+import os, sys, time
+from pathlib import Path
+from vaebench.executors import Experiment, run_experiment
+from vaebench.executors.local import LocalExecutor
+
+def sleeper(config, unit, out_dir, device, **kwargs):
+    (Path(out_dir) / f"{unit}.pid").write_text(str(os.getpid()))
+    time.sleep(300)
+
+if __name__ == "__main__":
+    exp = Experiment("sleepers", None, ["a", "b"], sleeper, lambda *a: None, lambda *a: None, Path(sys.argv[1]))
+    run_experiment(exp, LocalExecutor(jobs=2), progress=False)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    if not Path("/proc").is_dir():
+        return True
+    # A zombie is gone for our purpose: its parent, the killed driver, cannot reap it.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX process signals")
+def test_workers_end_when_the_driver_is_killed(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path)])
+    pids = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(pids) < 2 and time.monotonic() < deadline and driver.poll() is None:
+            pids = [int(p.read_text()) for p in tmp_path.glob("*.pid") if p.read_text()]
+            time.sleep(0.2)
+        assert len(pids) == 2, "the two worker units never started"
+        driver.send_signal(signal.SIGKILL)  # no cleanup in the driver at all
+        driver.wait()
+        deadline = time.monotonic() + 15  # the workers poll their parent every second
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in pids), "workers outlived their driver"
+    finally:
+        driver.kill()
+        for p in pids:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)

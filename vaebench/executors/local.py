@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -51,7 +53,8 @@ class LocalExecutor:
 
     def _execute_in_processes(self, exp: Experiment, pending: list, driver: Driver) -> None:
         # spawn, not fork: the parent's torch thread pools and the renderer's state must not be copied.
-        pool = cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"))
+        pool = cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=_exit_with_parent, initargs=(os.getpid(),))
         running: dict[cf.Future, tuple] = {}
 
         def submit(unit, attempt: int) -> None:
@@ -80,6 +83,18 @@ class LocalExecutor:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
+
+
+def _exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """Worker initializer: the worker ends when the driver does. Ctrl-C reaches every process of
+    the terminal's group, but a driver killed alone (``kill``, out of memory) would otherwise leave
+    its workers training on, taking the cores from whatever runs next."""
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)  # files are written atomically: a unit stopped here resumes from its last checkpoint
+
+    threading.Thread(target=watch, name="vaebench-exit-with-parent", daemon=True).start()
 
 
 def _timed_unit(run_unit, config, unit, out_dir, device, fail: bool):
