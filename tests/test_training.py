@@ -176,6 +176,20 @@ def test_long_profiles_are_valid(profile):
         assert cfg.betas == (1.0, 4.0, 8.0) and cfg.num_seeds >= 3  # the document's grid, with a spread
         assert cfg.export_models and cfg.trajectory_every > 0 and cfg.eval_size is None  # full-grid final MIG
         assert cfg.precision == "auto" and cfg.channels_last
+        assert cfg.trajectory_every * cfg.batch_size == 160_000  # the sweep's scoring interval, in images
+
+
+REFERENCE = Path(__file__).resolve().parents[1] / "results" / "cpu"
+
+
+@pytest.mark.skipif(not (REFERENCE / "beta_vae_config.json").exists(), reason="no committed cpu reference")
+def test_committed_cpu_reference_is_the_profile_and_resumes_with_it(tmp_path):
+    # `run beta-vae --profile cpu --out results/cpu` must extend the committed reference, not refuse it.
+    cfg = bv.make_config("cpu")
+    bv._check_config_file(REFERENCE, cfg, list(range(cfg.num_seeds)), force=False)
+    for path in sorted((REFERENCE / "models").glob("*.pt")):
+        model = load_vae(path)
+        assert model.config == cfg.model_config() and path.stem.startswith("beta")
 
 
 # --- the recipe sweep --------------------------------------------------------------------------
@@ -213,12 +227,14 @@ def test_precision_group_is_the_cpu_recipe_in_both_precisions_over_three_seeds()
     cfgs = {n: dict(sweep.VARIANTS[n]) for n in names}
     assert sorted((c.pop("precision"), c.pop("seed")) for c in cfgs.values()) == sorted(
         (p, str(s)) for p in ("bf16", "fp32") for s in range(3))
-    # Apart from precision and seed, every variant is the `cpu` profile's recipe at beta 4.
-    cpu = bv.make_config("cpu")
+    # Apart from precision and seed, every variant is the `cpu` profile's first recipe at beta 4
+    # (results/cpu_bs64, as its notes give it: batch 64, 40k steps, warm-up 10k).
+    first_cpu = bv.make_config("cpu", batch_size=64, steps=40_000, trajectory_every=2500, beta_warmup_steps=10_000)
     for c in cfgs.values():
         cfg = bv.make_config("sweep", **c)
         assert (cfg.betas, cfg.lr, cfg.beta_warmup_steps, cfg.arch, cfg.batch_size, cfg.latent_dim) == (
-            (4.0,), cpu.lr, cpu.beta_warmup_steps, cpu.arch, cpu.batch_size, cpu.latent_dim)
+            (4.0,), first_cpu.lr, first_cpu.beta_warmup_steps, first_cpu.arch, first_cpu.batch_size,
+            first_cpu.latent_dim)
     cmd = sweep.variant_command("cpu_b4_fp32_s2", Path("out"), device="cpu", seed=0, extra={})
     assert cmd[cmd.index("--seed") + 1] == "2" and "precision=fp32" in cmd
 

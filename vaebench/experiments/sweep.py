@@ -43,7 +43,8 @@ VARIANTS: dict[str, dict] = {
     "chen_b4_lr1e-3_bs256": {"betas": "4", "lr": "1e-3", "arch": "chen", "batch_size": "256",
                              "trajectory_every": "625"},
 }
-# The precision pair on the `cpu` profile's recipe (lr 5e-4, beta warm-up 10k): bf16 autocast vs
+# The precision pair on the `cpu` profile's first recipe (batch 64, lr 5e-4, beta warm-up 10k;
+# results/cpu_bs64): bf16 autocast vs
 # fp32, beta 4, three seeds each, to show that bf16 leaves the ELBO terms and MIG within the seed
 # spread of fp32 (select with --only precision, usually with a shorter --set steps=...).
 GROUPS: dict[str, list[str]] = {"precision": []}
@@ -52,7 +53,7 @@ for _p in ("bf16", "fp32"):
         _name = f"cpu_b4_{_p}" + (f"_s{_s}" if _s else "")
         VARIANTS[_name] = {"betas": "4", "lr": "5e-4", "beta_warmup_steps": "10000", "precision": _p, "seed": str(_s)}
         GROUPS["precision"].append(_name)
-# The breadth group: one change at a time from the cpu recipe's core (conv, beta 4, Adam 5e-4,
+# The breadth group: one change at a time from the first cpu recipe's core (conv, beta 4, Adam 5e-4,
 # batch 64, latent 10, no warm-up; that is ``conv_b4_lr5e-4``), each on the same budget of
 # images, so a 2-core CPU can run the whole group in about an hour, two variants at a time.
 BREADTH_IMAGES = 1_600_000
