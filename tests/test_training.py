@@ -183,7 +183,7 @@ REFERENCE = Path(__file__).resolve().parents[1] / "results" / "cpu"
 
 
 @pytest.mark.skipif(not (REFERENCE / "beta_vae_config.json").exists(), reason="no committed cpu reference")
-def test_committed_cpu_reference_is_the_profile_and_resumes_with_it(tmp_path):
+def test_committed_cpu_reference_is_the_profile_and_resumes_with_it():
     # `run beta-vae --profile cpu --out results/cpu` must extend the committed reference, not refuse it.
     cfg = bv.make_config("cpu")
     bv._check_config_file(REFERENCE, cfg, list(range(cfg.num_seeds)), force=False)

@@ -44,9 +44,9 @@ VARIANTS: dict[str, dict] = {
                              "trajectory_every": "625"},
 }
 # The precision pair on the `cpu` profile's first recipe (batch 64, lr 5e-4, beta warm-up 10k;
-# results/cpu_bs64): bf16 autocast vs
-# fp32, beta 4, three seeds each, to show that bf16 leaves the ELBO terms and MIG within the seed
-# spread of fp32 (select with --only precision, usually with a shorter --set steps=...).
+# results/cpu_bs64): bf16 autocast vs fp32, beta 4, three seeds each, to show that bf16 leaves the
+# ELBO terms and MIG within the seed spread of fp32 (select with --only precision, usually with a
+# shorter --set steps=...).
 GROUPS: dict[str, list[str]] = {"precision": []}
 for _p in ("bf16", "fp32"):
     for _s in range(3):
