@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "process each, resumable) into OUT/<variant>/, then writes sweep_summary.csv, "
                                     "sweep_trajectories.csv and sweep_mig.png.")
     sw.add_argument("--out", default="runs/sweep", help="sweep folder")
-    sw.add_argument("--only", default="", help="comma-separated variant names or groups (precision: the bf16/fp32 pair on the cpu recipe; breadth: one change at a time from the conv recipe, 1.6M images each); default: all")
+    sw.add_argument("--only", default="", help="comma-separated variant names or groups (precision: the bf16/fp32 pair on the cpu recipe; breadth: one change at a time from the conv recipe, 1.6M images each; budget: the cpu profile's recipe on twice its images, beta 4 and 8); default: all")
     sw.add_argument("--jobs", type=int, default=2, help="variants trained at once")
     sw.add_argument("--device", default="auto", help="cpu, cuda, or auto")
     sw.add_argument("--seed", type=int, default=0, help="seed of every variant")

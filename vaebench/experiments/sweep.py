@@ -72,6 +72,15 @@ for _name, _changes in {
     _v.update(steps=str(BREADTH_IMAGES // _batch), trajectory_every=str(160_000 // _batch))
     VARIANTS[_name + "_1.6M"] = _v
     GROUPS["breadth"].append(_name + "_1.6M")
+# The budget group: the `cpu` profile's recipe (batch 256, Adam 5e-4, constant beta) trained on twice
+# its images, at beta 4 and 8, seed 0. Does a longer run win back the reconstruction the recipe
+# gives up, and does MIG hold? Seed 0's first 2.56M images repeat the reference run's.
+BUDGET_IMAGES = 5_120_000
+GROUPS["budget"] = []
+for _b in ("4", "8"):
+    VARIANTS[f"cpu_b{_b}_5.12M"] = {"betas": _b, "lr": "5e-4", "batch_size": "256",
+                                    "steps": str(BUDGET_IMAGES // 256), "trajectory_every": "625"}
+    GROUPS["budget"].append(f"cpu_b{_b}_5.12M")
 TARGET_MIG = 0.10
 
 
