@@ -123,7 +123,7 @@ PROFILES: dict[str, BetaVAEConfig] = {
     ),
     # The literature's setup on the full grid, 3 seeds per beta, full-grid MIG: for a GPU.
     "paper": BetaVAEConfig(),
-    # The document's grid reproduced on a 2-core CPU (about 2.5 hours, two units side by side):
+    # The document's grid reproduced on a 2-core CPU (2.5-3.7 hours by machine, two units side by side):
     # the conv model at batch 256, Adam 5e-4, constant beta, 10k steps (2.56M images); chosen from
     # the sweep in results/sweeps (batch 256 reached MIG 0.17 at beta 4 in 1.6M images, the best
     # of the breadth group) and then run over 3 seeds (results/cpu). Batch 64 with a beta warm-up,
