@@ -269,7 +269,7 @@ def train_unit(cfg: BetaVAEConfig, data, train_idx: np.ndarray, beta: float, see
     step, offset, seconds, history, trajectory = 0, 0, 0.0, [], []
     last = checkpoint_path(out_dir, beta, seed, "last")
     if last.exists():
-        state = torch.load(last, map_location=device, weights_only=False)
+        state = io.load_torch(last, map_location=device)
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
         step, offset, history = state["step"], state["offset"], state["history"]
@@ -604,7 +604,7 @@ def load_finished(setup: RunSetup, unit: Unit, out_dir: Path):
         return None
     for path in (checkpoint_path(out_dir, unit.beta, unit.seed, "end"), model_path(out_dir, unit.beta, unit.seed)):
         if path.exists():
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = io.load_torch(path)
             if "history" in state and "metrics" in state:
                 return state["history"], state["metrics"], state.get("trajectory", [])
     return None

@@ -311,8 +311,8 @@ def run_vae(cfg: EstimatorsConfig, out_dir: Path, seed: int, device: str, progre
     units = [(s, L) for s in checkpoints for L in cfg.vae_samples if (s, L) not in done]
     bar = tqdm(total=len(units) * cfg.vae_replicates, desc="VAE gradients", disable=not progress, leave=False)
     for stage, L in units:
-        state = torch.load(checkpoints[stage], map_location="cpu", weights_only=False)
-        model = load_vae(state, map_location=device)
+        state = io.load_torch(checkpoints[stage])
+        model = load_vae(state, map_location=device, source=checkpoints[stage])
         t0 = time.perf_counter()
         stats, values = encoder_gradient_study(model, x, L, cfg.vae_replicates, beta=cfg.vae_beta,
                                                seed=unit_seed(seed, "vae", stage, L), progress=bar)

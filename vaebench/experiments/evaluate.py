@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from vaebench.experiments import training
 from vaebench.experiments.beta_vae import encode_means, score_means
 from vaebench.models import load_vae
+from vaebench.utils import io
 
 
 def model_files(paths: list[str | Path]) -> list[Path]:
@@ -47,8 +47,8 @@ def score_models(paths: list[str | Path], *, size: int | None = 10_000, seed: in
     resolved = training.resolve_precision(precision, device)
     rows = []
     for path in tqdm(files, desc="evaluate", unit="model", disable=not progress):
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        model = load_vae(state, map_location=device)
+        state = io.load_torch(path)  # data only: a crafted file is refused, never run
+        model = load_vae(state, map_location=device, source=path)
         means = encode_means(model, data, indices, device=device, precision=resolved)
         rows.append({"model": str(path), "beta": state.get("beta"), "seed": state.get("seed"),
                      "step": state.get("step"), **score_means(data, means, indices, num_bins),

@@ -30,6 +30,7 @@ from torch import nn
 
 from vaebench._extension import has_cuda_kernels
 from vaebench.ops import philox_normal, reparam_kl, reparam_kl_eager
+from vaebench.utils.io import ModelFileError, load_torch
 
 IMAGE_SIZE = 64
 ARCHS = ("conv", "mlp", "chen")
@@ -222,13 +223,53 @@ def checkpoint_state(model: VAE, **extra) -> dict:
     return {"model_config": asdict(model.config), "model_state": model.state_dict(), **extra}
 
 
-def load_vae(path_or_state, map_location: str | torch.device = "cpu") -> VAE:
-    """Rebuilds a ``VAE`` (in eval mode) from a checkpoint file or a ``checkpoint_state`` dict."""
-    state = path_or_state
-    if not isinstance(state, dict):
-        state = torch.load(path_or_state, map_location=map_location, weights_only=False)
-    if "model_config" not in state or "model_state" not in state:
-        raise ValueError(f"not a vaebench VAE checkpoint (keys: {sorted(state)})")
-    model = VAE(VAEConfig(**state["model_config"]))
+def load_vae(path_or_state, map_location: str | torch.device = "cpu", *, source=None) -> VAE:
+    """Rebuilds a ``VAE`` (in eval mode) from a checkpoint file or a ``checkpoint_state`` dict.
+
+    A file is read as data only (``vaebench.utils.io.load_torch``). Anything that is not a vaebench
+    model raises ``ModelFileError`` (a ``ValueError``), one line naming ``source`` (default: the
+    path, or "checkpoint" for a dict) and why."""
+    if isinstance(path_or_state, dict):
+        state, name = path_or_state, source or "checkpoint"
+    else:
+        state, name = load_torch(path_or_state, map_location=map_location), source or path_or_state
+    if not isinstance(state, dict) or "model_config" not in state or "model_state" not in state:
+        holds = f"keys {sorted(map(str, state))}" if isinstance(state, dict) else f"a {type(state).__name__}"
+        raise ModelFileError(f"{name}: not a vaebench model: it holds {holds}, a model file has "
+                             f"model_config and model_state")
+    config = state["model_config"]
+    try:
+        model = VAE(VAEConfig(**config))
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{name}: its model_config {config!r} does not build a VAE: {e}") from e
+    _check_weights(model, state["model_state"], name)
     model.load_state_dict(state["model_state"])
     return model.to(map_location).eval()
+
+
+def _check_weights(model: VAE, weights, name) -> None:
+    """One line for weights that do not fit ``model``, instead of torch's many-line RuntimeError."""
+    c = model.config
+    fit = f"{name}: its weights do not fit a {c.arch} VAE with latent_dim {c.latent_dim}"
+    if c.arch == "mlp":
+        fit += f" and mlp_hidden {c.mlp_hidden}"
+    if not isinstance(weights, dict):
+        raise ModelFileError(f"{fit}: model_state is a {type(weights).__name__}, not a dict of tensors")
+    needed = model.state_dict()
+    missing = [k for k in needed if k not in weights]
+    unexpected = [k for k in weights if k not in needed]
+    if missing or unexpected:
+        raise ModelFileError(f"{fit}: missing {_few(missing)}, unexpected {_few(unexpected)}")
+    for key, want in needed.items():
+        have = weights[key]
+        if not isinstance(have, torch.Tensor):
+            raise ModelFileError(f"{fit}: {key} is a {type(have).__name__}, not a tensor")
+        if have.shape != want.shape:
+            raise ModelFileError(f"{fit}: {key} has shape {list(have.shape)} where the model needs {list(want.shape)}")
+
+
+def _few(keys: list, n: int = 3) -> str:
+    if not keys:
+        return "none"
+    more = f" and {len(keys) - n} more" if len(keys) > n else ""
+    return ", ".join(map(str, keys[:n])) + more
