@@ -8,13 +8,19 @@ finished units, hands the rest to an executor (``LocalExecutor``, or
 ``vaebench.executors.ray.RayExecutor``), merges after every unit so an interrupted run keeps
 consistent tables, and raises ``UnitsFailed`` at the end if a unit failed every attempt.
 
-Fault injection, for tests only: ``VAEBENCH_FAULT_UNITS="name[:n],..."`` makes the named units
-raise ``InjectedFault`` on their first ``n`` attempts (every attempt without ``:n``). It is read
-on the driver and travels with each attempt, so it reaches Ray workers too.
+Fault injection, for tests only, read on the driver and sent with each attempt (so it reaches
+worker processes and Ray workers too):
+
+- ``VAEBENCH_FAULT_UNITS="name[:n],..."`` makes the named units raise ``InjectedFault`` on their
+  first ``n`` attempts (every attempt without ``:n``);
+- ``VAEBENCH_FAULT_KILL="name@k[:n],..."`` makes the process running the named unit kill itself
+  with SIGKILL (what the OOM killer sends) once it has done ``k`` training steps, on its first
+  ``n`` attempts (every attempt without ``:n``). An experiment marks its steps with ``fault_point``.
 """
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -24,6 +30,7 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 FAULT_ENV = "VAEBENCH_FAULT_UNITS"
+KILL_ENV = "VAEBENCH_FAULT_KILL"
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,22 @@ class InjectedFault(RuntimeError):
     """Raised by a unit named in ``VAEBENCH_FAULT_UNITS`` (tests of retries and reporting)."""
 
 
+class WorkerDied(RuntimeError):
+    """The process running a unit ended without a result (a signal, e.g. the OOM killer's SIGKILL,
+    or an exit); the message says how, e.g. "worker killed by signal 9 (SIGKILL)"."""
+
+
+def exit_cause(exitcode: int | None) -> str:
+    """How a worker process ended, from its exit code (negative: the signal that killed it)."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = f" ({signal.Signals(-exitcode).name})"
+        except ValueError:
+            name = ""
+        return f"worker killed by signal {-exitcode}{name}"
+    return f"worker exited with code {exitcode} before finishing its unit"
+
+
 class UnitsFailed(RuntimeError):
     """Some units failed every attempt; the others finished and their results were merged."""
 
@@ -83,12 +106,41 @@ def fault_plan(text: str | None = None) -> dict[str, int]:
     return plan
 
 
+def kill_plan(text: str | None = None) -> dict[str, tuple[int, int]]:
+    """``VAEBENCH_FAULT_KILL`` parsed: unit name -> (step, attempts that are killed)."""
+    text = os.environ.get(KILL_ENV, "") if text is None else text
+    plan = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, _, rest = item.partition("@")
+        step, _, count = rest.partition(":")
+        try:
+            plan[name] = (int(step), int(count) if count else 1 << 30)
+        except ValueError:
+            raise ValueError(f"{KILL_ENV}: expected name@step[:attempts], got {item!r}") from None
+    return plan
+
+
+_kill_at: int | None = None  # the step at which this process kills itself (the attempt running here)
+
+
+def fault_point(step: int) -> None:
+    """Called by an experiment after each training step: the process dies here if the running
+    attempt was told to (``VAEBENCH_FAULT_KILL``), as abruptly as an OOM kill, no cleanup."""
+    if _kill_at is not None and step == _kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def call_unit(run_unit: Callable, config, unit, out_dir: Path, device: str, *, fail: bool = False,
-              progress: bool = False, on_partial=None):
+              kill_at: int | None = None, progress: bool = False, on_partial=None):
     """One attempt at ``unit`` (what both executors call)."""
+    global _kill_at
     if fail:
         raise InjectedFault(f"injected fault in unit {unit} ({FAULT_ENV})")
-    return run_unit(config, unit, out_dir, device, progress=progress, on_partial=on_partial)
+    _kill_at = kill_at
+    try:
+        return run_unit(config, unit, out_dir, device, progress=progress, on_partial=on_partial)
+    finally:
+        _kill_at = None
 
 
 def describe(error: BaseException) -> str:
@@ -104,11 +156,16 @@ class Driver:
         self.experiment, self.max_retries, self.progress = experiment, max_retries, progress
         self.outcome = Outcome()
         self.faults = fault_plan()
+        self.kills = kill_plan()
         self.errors: dict[str, BaseException] = {}
         self.bar = None
 
     def fail_now(self, unit, attempt: int) -> bool:
         return attempt < self.faults.get(str(unit), 0)
+
+    def kill_at(self, unit, attempt: int) -> int | None:
+        step, attempts = self.kills.get(str(unit), (None, 0))
+        return step if attempt < attempts else None
 
     def merge(self, partial: tuple | None = None) -> None:
         exp = self.experiment

@@ -5,7 +5,8 @@ Each unit is one task: one GPU (plus ``cpus_per_task`` CPUs) when the device is 
 setting, e.g. ``BetaVAEConfig.num_threads``, wins inside its units). Tasks write their own
 files (checkpoints, arrays) under ``out_dir``, so on a multi-node cluster ``out_dir`` must be on
 a filesystem every node sees at the same path; the driver gathers the results and writes
-the tables. Retries are the driver's (Ray's own are off), so every failure is reported by name.
+the tables. Retries are the driver's (Ray's own are off), so every failure, a worker process or
+node lost included, is reported by name and counted against ``max_retries`` as on the local executor.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaebench.executors import Driver, Experiment, call_unit, describe
+from vaebench.executors import Driver, Experiment, WorkerDied, call_unit, describe
 from vaebench.executors.local import check_retries
 
 
@@ -26,14 +27,25 @@ def _import_ray():
     return ray
 
 
-def _task(run_unit, config, unit, out_dir: Path, device: str, threads: int, fail: bool):
+def _task(run_unit, config, unit, out_dir: Path, device: str, threads: int, fail: bool, kill_at: int | None = None):
     """The body of one Ray task: torch threads for the CPUs it holds, then the unit."""
     import torch
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    result = call_unit(run_unit, config, unit, out_dir, device, fail=fail)
+    result = call_unit(run_unit, config, unit, out_dir, device, fail=fail, kill_at=kill_at)
     return result, time.perf_counter() - t0
+
+
+def _lost_worker(ray, error: Exception) -> WorkerDied | None:
+    """A task that ended with its worker process or node rather than an error of its own, as the
+    local executor reports a dead worker (Ray does not say which signal it was)."""
+    kinds = tuple(getattr(ray.exceptions, name) for name in ("WorkerCrashedError", "NodeDiedError",
+                                                             "LocalRayletDiedError") if hasattr(ray.exceptions, name))
+    if not isinstance(error, kinds):
+        return None
+    first = (str(error).strip().splitlines() or [""])[0]
+    return WorkerDied(f"worker died ({type(error).__name__}: {first})".replace(": )", ")"))
 
 
 @dataclass
@@ -100,7 +112,7 @@ class RayExecutor:
 
         def submit(unit, attempt: int) -> None:
             ref = task.remote(exp.run_unit, exp.config, unit, out_dir, exp.device, self.cpus_per_task,
-                              driver.fail_now(unit, attempt))
+                              driver.fail_now(unit, attempt), driver.kill_at(unit, attempt))
             running[ref] = (unit, attempt)
 
         for unit in pending:
@@ -113,7 +125,8 @@ class RayExecutor:
                     result, seconds = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - a task's error, or a lost worker
                     cause = getattr(e, "cause", None)  # the task's own exception; e holds its traceback
-                    text = describe(cause if isinstance(cause, BaseException) else e)
+                    lost = _lost_worker(ray, e)
+                    text = str(lost) if lost else describe(cause if isinstance(cause, BaseException) else e)
                     if driver.failed(unit, e, attempt, text):
                         submit(unit, attempt + 1)
                     continue

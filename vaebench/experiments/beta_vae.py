@@ -46,6 +46,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from vaebench.executors import fault_point
 from vaebench.models import VAE, VAEConfig, checkpoint_state, elbo_terms, load_vae
 from vaebench.experiments import training
 from vaebench.experiments.config import config_from_profile
@@ -307,6 +308,7 @@ def train_unit(cfg: BetaVAEConfig, data, train_idx: np.ndarray, beta: float, see
             sums += torch.stack([terms.loss.detach(), terms.recon.detach().mean(), terms.kl.detach().mean()]).double()
             n_sum += 1
             step += 1
+            fault_point(step)  # tests: a worker killed here resumes from the last checkpoint
             bar.update(1)
             if step == mid:
                 io.save_torch(checkpoint_path(out_dir, beta, seed, "mid"),
