@@ -67,9 +67,10 @@ def test_help_lists_commands_and_defaults():
     assert run_help.profile == "quick" and run_help.out is None  # -> runs/quick
 
 
-def test_bad_set_is_a_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match="no part of this run has the setting"):
+def test_bad_set_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
         main(["run", "beta-vae", "--profile", "smoke", "--out", str(tmp_path), "--set", "no_such_field=1"])
+    assert e.value.code == 2 and "no part of this run has them" in capsys.readouterr().err
 
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):

@@ -28,7 +28,7 @@ def _parse_set(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+            raise ValueError(f"--set: expected KEY=VALUE, got {item!r}")  # main(): one line, exit 2
         out[key.replace("-", "_")] = value
     return out
 
@@ -105,13 +105,12 @@ def _run_parts(args, executor) -> int:
     from vaebench.reports import report
 
     out_dir = Path(args.out or f"runs/{args.profile}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     parts = list(PARTS) if args.what == "all" else [args.what]
     modules = {name: importlib.import_module(PARTS[name]) for name in parts}
     lacking = [name for name, m in modules.items() if args.profile not in m.PROFILES]
     if lacking and args.what != "all":
-        raise SystemExit(f"--profile {args.profile}: {args.what} has no such profile "
-                         f"(it has {', '.join(modules[args.what].PROFILES)})")
+        raise ValueError(f"--profile: expected a profile of {args.what} ({', '.join(modules[args.what].PROFILES)}), "
+                         f"got {args.profile!r}")
     for name in lacking:  # `run all --profile cpu`: the parts that define it
         print(f"[vaebench] {name} has no profile {args.profile!r}: skipped", flush=True)
         del modules[name]
@@ -119,7 +118,9 @@ def _run_parts(args, executor) -> int:
     known = {f.name for m in modules.values() for f in dataclasses.fields(m.PROFILES[args.profile])}
     unused = set(_parse_set(args.set)) - known
     if unused:
-        raise SystemExit(f"--set: no part of this run has the setting(s) {sorted(unused)}")
+        raise ValueError(f"--set: expected settings of this run ({', '.join(sorted(known))}), got {sorted(unused)}: "
+                         "no part of this run has them")
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once the arguments are known to be good
     started, finished, failed = time.time(), {}, {}
     args._started_iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
     for name, module in modules.items():
@@ -174,10 +175,20 @@ def cmd_sweep(args) -> int:
     return 0 if len(summary) else 1
 
 
+def _size(text: str) -> int | None:
+    """``--size``: a number of images, or ``all`` (None: the full grid)."""
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--size: expected a number of images or 'all', got {text!r}") from None
+
+
 def cmd_evaluate(args) -> int:
     from vaebench.experiments import evaluate
 
-    size = None if args.size == "all" else int(args.size)
+    size = _size(args.size)
     table = evaluate.score_models(args.paths, size=size, seed=args.seed, device=_device(args.device),
                                   precision=args.precision, num_bins=args.num_bins, progress=not args.no_progress)
     print(evaluate.format_table(table), end="")
@@ -194,16 +205,24 @@ def cmd_figures(args) -> int:
 
     out_dir = Path(args.dir)
     if not out_dir.is_dir():
-        raise SystemExit(f"figures: {out_dir} is not a directory")
+        raise FileNotFoundError(f"figures: expected a results folder, got {str(out_dir)!r}, which "
+                                f"{'is a file' if out_dir.exists() else 'does not exist'}")
     figures = report.make_figures(out_dir)
     path = report.write_report(out_dir)
     print(f"[vaebench] rebuilt {len(figures)} figures and {path} from the CSVs in {out_dir}")
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line, like the command's own (subcommands inherit it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m vaebench", formatter_class=fmt,
         description="vaebench: rerun beta-VAE/MIG and gradient-estimator experiments on fused kernels; "
                     "compare kernel vs eager speed; rebuild figures and REPORT.md from CSVs.")

@@ -236,6 +236,13 @@ def run_experiment(experiment: Experiment, executor=None, *, progress: bool = Tr
     try:
         if pending:
             executor.execute(experiment, pending, driver)
+    except KeyboardInterrupt:
+        kept = [n for n in names if n in driver.outcome.results]
+        driver.bar.close()
+        driver.status(f"interrupted: {len(kept)} of {len(names)} unit(s) finished and kept"
+                      f"{' (' + ', '.join(kept) + ')' if kept else ''}; a rerun resumes the others from their "
+                      "last checkpoint", always=True)
+        raise
     finally:
         driver.bar.close()
     if driver.outcome.failed:

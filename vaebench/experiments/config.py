@@ -17,7 +17,12 @@ def _parse(text: str, annotation: str, default):
         if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
             raise ValueError(f"expected a boolean (true/false), got {text!r}")
         return text.lower() in ("1", "true", "yes")
-    return kind(text) if kind in (int, float) else text
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    return text
 
 
 def coerce(field: dataclasses.Field, value, default):
