@@ -26,30 +26,6 @@ def _tables(out):
                                                        "beta_vae_trajectory.csv")}
 
 
-def assert_same_results(a, b, betas=TINY["betas"], seeds=(0,)):
-    """Every table number but the timings, every figure array and every trained weight, bit for bit."""
-    for name, table in _tables(a).items():
-        other = _tables(b)[name]
-        assert list(table.columns) == list(other.columns), name
-        cols = [c for c in table.columns if c not in TIMING]
-        pd.testing.assert_frame_equal(other[cols], table[cols], check_exact=True)
-    for beta in betas:
-        for seed in seeds:
-            with np.load(bv.arrays_path(a, beta, seed)) as x, np.load(bv.arrays_path(b, beta, seed)) as y:
-                assert set(x) == set(y) and all(np.array_equal(x[k], y[k]) for k in x)
-            x, y = (torch.load(bv.checkpoint_path(d, beta, seed, "end"), weights_only=True) for d in (a, b))
-            assert x["model_state"].keys() == y["model_state"].keys()
-            assert all(torch.equal(x["model_state"][k], y["model_state"][k]) for k in x["model_state"])
-
-
-@pytest.fixture(scope="module")
-def straight(tmp_path_factory):
-    """TINY run one unit after another in this process, never interrupted."""
-    out = tmp_path_factory.mktemp("straight")
-    bv.run(out, "smoke", progress=False, **TINY)
-    return out
-
-
 def test_fault_plan_parses_names_and_attempts():
     assert executors.fault_plan("beta1_seed0:2, gamma") == {"beta1_seed0": 2, "gamma": 1 << 30}
     assert executors.fault_plan("") == {}
@@ -60,30 +36,6 @@ def test_fault_plan_parses_names_and_attempts():
         executors.kill_plan("a")
     assert executors.exit_cause(-9) == "worker killed by signal 9 (SIGKILL)"
     assert executors.exit_cause(3) == "worker exited with code 3 before finishing its unit"
-
-
-def test_a_killed_worker_is_retried_from_its_checkpoint_and_ends_with_the_uninterrupted_numbers(
-        straight, tmp_path, monkeypatch, capsys):
-    # beta4 is killed after 5 of its 8 steps (its last checkpoint: step 4); the others run beside it.
-    monkeypatch.setenv(executors.KILL_ENV, "beta4_seed0@5:1")
-    bv.run(tmp_path, "smoke", progress=False, executor=executors.make_executor("local", jobs=2), **TINY)
-    err = capsys.readouterr().err
-    assert "[beta-VAE] beta4_seed0 failed (attempt 1 of 3): worker killed by signal 9 (SIGKILL); retrying" in err
-    assert "Traceback" not in err and "leaked semaphore" not in err
-    assert not any(bv.checkpoint_path(tmp_path, b, 0, "last").exists() for b in TINY["betas"])
-    assert_same_results(straight, tmp_path)
-
-
-def test_a_unit_whose_worker_dies_every_time_is_reported_and_the_others_finish(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(executors.KILL_ENV, "beta8_seed0@3")
-    code = main(["run", "beta-vae", "--profile", "smoke", "--out", str(tmp_path), "--no-progress", "--jobs", "2",
-                 "--max-retries", "1", "--set", "epochs=1", "--set", "train_size=256", "--set", "eval_size=256",
-                 "--set", "pca_points=32", "--set", "trajectory_every=0"])
-    assert code == 1
-    err = capsys.readouterr().err
-    assert "beta8_seed0 FAILED after 2 attempt(s): worker killed by signal 9 (SIGKILL)" in err
-    assert "beta8_seed0: worker killed by signal 9 (SIGKILL)" in err and "Traceback" not in err
-    assert list(pd.read_csv(tmp_path / "beta_vae_mig.csv")["beta"]) == [1.0, 4.0]
 
 
 def test_failing_unit_is_retried_reported_and_a_rerun_finishes_only_it(tmp_path, monkeypatch, capsys):

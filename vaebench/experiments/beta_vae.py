@@ -23,8 +23,12 @@ For every (beta, seed) ``run`` trains one model, evaluates it, and writes (under
 - ``models/beta<b>_seed<s>.pt`` (when ``export_models``): the trained weights alone, float32,
   small enough to commit; ``python -m vaebench evaluate DIR`` re-scores them.
 
-Resuming: a unit with an ``end`` checkpoint is never retrained (unless ``force``); one with a
-``last`` checkpoint (written at every loss row) continues from there, trajectory included. Data order (per-epoch permutations
+Resuming: a unit with its arrays and an ``end`` checkpoint (or exported model) is never retrained;
+one with a ``last`` checkpoint (written at every loss row) continues from there, trajectory
+included. ``force`` gives the run a new id that its files record, so files of earlier runs count
+for nothing (they are replaced as the new ones are written). A damaged file (truncated, corrupt)
+gets one warning line and counts for nothing either: the unit resumes from what else it has or
+trains again. Data order (per-epoch permutations
 seeded by (seed, epoch)) and the Philox noise stream (offset advances by B*D per step) are pure
 functions of the step, so a resumed run computes what an uninterrupted one would.
 
@@ -37,7 +41,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,10 +258,11 @@ def _beta_at(cfg: BetaVAEConfig, beta: float, step: int) -> float:
 
 def train_unit(cfg: BetaVAEConfig, data, train_idx: np.ndarray, beta: float, seed: int, out_dir: Path,
                device: str = "cpu", progress: bool = True, probe: "Probe | None" = None,
-               on_trajectory=None) -> tuple[VAE, list[dict], list[dict]]:
+               on_trajectory=None, run_id: str | None = None) -> tuple[VAE, list[dict], list[dict]]:
     """Trains (or resumes) the (beta, seed) model; saves init/mid/last checkpoints on the way.
     Scores ``probe`` every ``trajectory_every`` steps (``on_trajectory(rows)`` is called after
-    each). Returns the trained model, its loss history and its MIG trajectory."""
+    each). Returns the trained model, its loss history and its MIG trajectory. A ``last``
+    checkpoint of another ``run_id`` (a run since forced) or a damaged one is not resumed from."""
     steps_per_epoch = len(train_idx) // cfg.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"train_size ({len(train_idx)}) must be >= batch_size ({cfg.batch_size})")
@@ -269,8 +276,8 @@ def train_unit(cfg: BetaVAEConfig, data, train_idx: np.ndarray, beta: float, see
     optimizer = make_optimizer(model, cfg)
     step, offset, seconds, history, trajectory = 0, 0, 0.0, [], []
     last = checkpoint_path(out_dir, beta, seed, "last")
-    if last.exists():
-        state = io.load_torch(last, map_location=device)
+    state = _resume_state(last, run_id, device)
+    if state is not None:
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
         step, offset, history = state["step"], state["offset"], state["history"]
@@ -330,7 +337,7 @@ def train_unit(cfg: BetaVAEConfig, data, train_idx: np.ndarray, beta: float, see
                 bar.set_postfix(loss=f"{total:.1f}", mig=f"{trajectory[-1]['mig']:.3f}")
             io.save_torch(last, checkpoint_state(model, beta=beta, seed=seed, step=step, offset=offset,
                                                  history=history, trajectory=trajectory, seconds=seconds,
-                                                 optimizer_state=optimizer.state_dict()))
+                                                 optimizer_state=optimizer.state_dict(), run_id=run_id))
             if scored and on_trajectory:
                 on_trajectory(trajectory)
             sums.zero_()
@@ -339,6 +346,24 @@ def train_unit(cfg: BetaVAEConfig, data, train_idx: np.ndarray, beta: float, see
     bar.close()
     model.eval()
     return model, history, trajectory
+
+
+def warn(text: str) -> None:
+    """One line on stderr that does not break a progress bar (damaged files, in workers too)."""
+    tqdm.write(f"vaebench: warning: {text}", file=sys.stderr)
+
+
+def _resume_state(last: Path, run_id: str | None, device: str) -> dict | None:
+    """The ``last`` checkpoint to resume from: None where there is none, it belongs to another
+    run id, or it is damaged (then one warning line names it, and the unit trains from step 0)."""
+    if not last.exists():
+        return None
+    try:
+        state = io.load_torch(last, map_location=device)
+    except io.ModelFileError as e:
+        warn(f"{e}; training from step 0 instead")
+        return None
+    return state if state.get("run_id") == run_id else None
 
 
 # ---- evaluation -----------------------------------------------------------------
@@ -524,6 +549,9 @@ class RunSetup:
     cfg: BetaVAEConfig
     seed: int = 0
     data_path: str | None = None
+    # Marks the files this run's units write: files with another id (a run since forced) are not
+    # resumed from nor taken as finished. None for folders written before run ids existed.
+    run_id: str | None = None
 
 
 @dataclass
@@ -581,7 +609,7 @@ def run_unit(setup: RunSetup, unit: Unit, out_dir: Path, device: str = "cpu", *,
         ctx = unit_context(setup, device)
         on_trajectory = (lambda rows: on_partial(([], None, list(rows)))) if on_partial else None
         model, history, trajectory = train_unit(cfg, ctx.data, ctx.train_idx, beta, s, out_dir, device, progress,
-                                                probe=ctx.probe, on_trajectory=on_trajectory)
+                                                probe=ctx.probe, on_trajectory=on_trajectory, run_id=setup.run_id)
         metrics, arrays = evaluate(model, cfg, ctx.data, ctx.eval_idx, ctx.originals, beta, s, device)
     finally:
         torch.set_num_threads(threads)
@@ -591,25 +619,54 @@ def run_unit(setup: RunSetup, unit: Unit, out_dir: Path, device: str = "cpu", *,
     if cfg.export_models:
         # With its history, evaluation and trajectory: a committed model file marks its unit finished.
         export_model(model_path(out_dir, beta, s), model, beta=beta, seed=s, step=history[-1]["step"],
-                     metrics=metrics, history=history, trajectory=trajectory)
+                     metrics=metrics, history=history, trajectory=trajectory, run_id=setup.run_id)
     io.save_torch(checkpoint_path(out_dir, beta, s, "end"),
                   checkpoint_state(model, beta=beta, seed=s, step=history[-1]["step"], history=history,
-                                   trajectory=trajectory, metrics=metrics))
+                                   trajectory=trajectory, metrics=metrics, run_id=setup.run_id))
     checkpoint_path(out_dir, beta, s, "last").unlink(missing_ok=True)
     return history, metrics, trajectory
 
 
 def load_finished(setup: RunSetup, unit: Unit, out_dir: Path):
-    """(history, metrics, trajectory) of a unit with its arrays and an ``end`` checkpoint (or an
-    exported model file, which a committed reference run keeps instead), else None."""
-    if not arrays_path(out_dir, unit.beta, unit.seed).exists():
+    """(history, metrics, trajectory) of a unit of this run (``setup.run_id``) with its arrays and
+    an ``end`` checkpoint or an exported model file (which a committed reference run keeps
+    instead), and its exported model where the config exports one; else None. A damaged file
+    gets one warning line and never counts."""
+    if not _arrays_readable(arrays_path(out_dir, unit.beta, unit.seed)):
         return None
-    for path in (checkpoint_path(out_dir, unit.beta, unit.seed, "end"), model_path(out_dir, unit.beta, unit.seed)):
-        if path.exists():
-            state = io.load_torch(path)
-            if "history" in state and "metrics" in state:
-                return state["history"], state["metrics"], state.get("trajectory", [])
-    return None
+    end, exported = (_finished_state(p, setup.run_id) for p in (checkpoint_path(out_dir, unit.beta, unit.seed, "end"),
+                                                                 model_path(out_dir, unit.beta, unit.seed)))
+    if setup.cfg.export_models and exported is None:
+        return None  # missing, damaged or of an earlier run: the unit is done again
+    state = end or exported
+    return None if state is None else (state["history"], state["metrics"], state.get("trajectory", []))
+
+
+def _arrays_readable(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        with np.load(path) as arrays:
+            for name in arrays.files:
+                arrays[name]  # reads and CRC-checks each member
+    except Exception as e:  # noqa: BLE001 - a damaged archive fails in many ways (BadZipFile, zlib, EOF...)
+        reason = " ".join(str(e).split()) or type(e).__name__
+        warn(f"{path}: a truncated or corrupt arrays file ({reason}); its unit is done again")
+        return False
+    return True
+
+
+def _finished_state(path: Path, run_id: str | None) -> dict | None:
+    """``path`` (end checkpoint or exported model) as a finished unit of run ``run_id``, or None."""
+    if not path.exists():
+        return None
+    try:
+        state = io.load_torch(path)
+    except io.ModelFileError as e:
+        warn(f"{e}; not taken for a finished unit")
+        return None
+    finished = isinstance(state, dict) and "history" in state and "metrics" in state
+    return state if finished and state.get("run_id") == run_id else None
 
 
 def merge(setup: RunSetup, out_dir: Path, results: list) -> None:
@@ -626,10 +683,21 @@ def merge(setup: RunSetup, out_dir: Path, results: list) -> None:
         io.write_csv(out_dir / f"{PREFIX}_trajectory.csv", pd.DataFrame(traj_rows))
 
 
+def _run_id(out_dir: Path, force: bool) -> str | None:
+    """The folder's recorded run id (None where it predates them); a new one for a new folder or
+    a forced run."""
+    path = out_dir / f"{PREFIX}_config.json"
+    if path.exists() and not force:
+        return json.loads(path.read_text()).get("run_id")
+    return uuid.uuid4().hex
+
+
 def experiment(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "cpu",
                **overrides):
-    """The ``vaebench.executors.Experiment`` of ``run`` (config checked and recorded in ``out_dir``;
-    with ``force``, every unit's checkpoints removed so all are redone)."""
+    """The ``vaebench.executors.Experiment`` of ``run`` (config checked and recorded in ``out_dir``).
+    ``force`` starts a new run id, so every unit is trained again whatever the folder holds; its
+    files are replaced (atomically) only as the new ones are written, and a forced run that is
+    interrupted resumes as itself."""
     from vaebench.data.dsprites import ENV_VAR
     from vaebench.executors import Experiment
 
@@ -639,17 +707,13 @@ def experiment(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: b
     seeds = [seed + i for i in range(cfg.num_seeds)]
     _check_config_file(out_dir, cfg, seeds, force)
     data_path = cfg.data_path or os.environ.get(ENV_VAR) or None
-    setup = RunSetup(cfg, seed, str(Path(data_path).resolve()) if data_path else None)
+    setup = RunSetup(cfg, seed, str(Path(data_path).resolve()) if data_path else None, _run_id(out_dir, force))
     unit_context(setup, device)  # a bad data file fails here, once; the local units reuse it
     io.write_json(out_dir / f"{PREFIX}_config.json",
                   {"profile": profile, "config": dataclasses.asdict(cfg), "seeds": seeds,
-                   "precision": training.resolve_precision(cfg.precision, device),
+                   "precision": training.resolve_precision(cfg.precision, device), "run_id": setup.run_id,
                    "provenance": provenance(device=device)})
     todo = units(cfg, seeds)
-    if force:
-        for u in todo:
-            for stage in STAGES:
-                checkpoint_path(out_dir, u.beta, u.seed, stage).unlink(missing_ok=True)
     return Experiment("beta-VAE", setup, todo, run_unit, load_finished, merge, out_dir, device)
 
 

@@ -3,10 +3,15 @@
 Each writer writes to a temporary file in the destination folder and renames it
 into place (``os.replace`` is atomic on POSIX), so an interrupted run leaves the
 previous version or nothing. ``load_torch`` is the one reader of torch files: data only, never code.
+
+Fault injection, for tests only: ``VAEBENCH_FAULT_CORRUPT="glob,..."`` truncates every file whose
+name matches one of the globs to half its size right after it is written (what a full disk or a
+copy cut short leaves), so resuming from damaged files can be tested.
 """
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import re
@@ -14,6 +19,8 @@ import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
+
+CORRUPT_ENV = "VAEBENCH_FAULT_CORRUPT"
 
 
 def _umask() -> int:
@@ -36,6 +43,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    _inject_corruption(path)
+
+
+def _inject_corruption(path: Path) -> None:
+    patterns = [p.strip() for p in os.environ.get(CORRUPT_ENV, "").split(",") if p.strip()]
+    if any(fnmatch.fnmatch(path.name, p) for p in patterns):
+        os.truncate(path, path.stat().st_size // 2)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
