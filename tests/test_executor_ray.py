@@ -4,6 +4,7 @@ the missing units, Ctrl-C that keeps finished units, the CLI's --executor ray, e
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 ray = pytest.importorskip("ray")
 
@@ -31,7 +32,7 @@ def local_smoke(tmp_path_factory):
 
 
 def assert_same_results(a, b):
-    """Every table number but the timings, and every figure array, bit for bit."""
+    """Every table number but the timings, every figure array and every trained weight, bit for bit."""
     for name in TABLES:
         x, y = pd.read_csv(a / name), pd.read_csv(b / name)
         assert list(x.columns) == list(y.columns), name
@@ -40,6 +41,8 @@ def assert_same_results(a, b):
     for beta in bv.PROFILES["smoke"].betas:
         with np.load(bv.arrays_path(a, beta, 0)) as x, np.load(bv.arrays_path(b, beta, 0)) as y:
             assert set(x) == set(y) and all(np.array_equal(x[k], y[k]) for k in x)
+        x, y = (bv.load_checkpoint(d, beta, 0).state_dict() for d in (a, b))
+        assert all(torch.equal(x[k], y[k]) for k in x)
 
 
 def test_smoke_on_ray_equals_local_bit_for_bit(local_smoke, tmp_path):
@@ -67,6 +70,17 @@ def test_failing_unit_is_retried_and_reported_and_a_rerun_finishes_only_it(local
     bv.run(tmp_path, "smoke", progress=False, executor=RayExecutor())
     assert [p.stat().st_mtime_ns for p in kept] == stamps  # finished units were not redone
     assert bv.checkpoint_path(tmp_path, 8.0, 0, "end").exists()
+    assert_same_results(local_smoke, tmp_path)
+
+
+def test_a_killed_worker_process_is_retried_reported_and_ends_with_the_local_numbers(local_smoke, tmp_path,
+                                                                                      monkeypatch, capfd):
+    # beta4's first task kills its worker process after 10 of 24 steps (resume point: step 8).
+    monkeypatch.setenv(executors.KILL_ENV, "beta4_seed0@10:1")
+    bv.run(tmp_path, "smoke", progress=False, executor=RayExecutor())
+    err = capfd.readouterr().err
+    assert "[beta-VAE] beta4_seed0 failed (attempt 1 of 3): worker died (WorkerCrashedError: " in err
+    assert "Traceback" not in err
     assert_same_results(local_smoke, tmp_path)
 
 
