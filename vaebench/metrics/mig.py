@@ -226,7 +226,15 @@ def mig_reference(latents, factors, *, num_bins: int = 20) -> MIGResult:
         binned[:, j] = np.digitize(lat[:, j], np.histogram(lat[:, j], num_bins)[1][:-1])
     mi = np.array([[mutual_info_score(fac[:, i], binned[:, j]) for i in range(k)] for j in range(d)])
     entropy = np.array([mutual_info_score(fac[:, i], fac[:, i]) for i in range(k)])
-    return _result(mi, entropy)
+    # The gap and its normalisation in disentanglement_lib's own steps, not _result's: a reference
+    # that shared them with the implementations it checks could not catch a mistake there.
+    constant = [i for i in range(k) if np.unique(fac[:, i]).size == 1]
+    if constant:
+        raise ValueError(f"mig: factor(s) {constant} take a single value, so their entropy is 0 and the gap is "
+                         "undefined; drop constant factors (e.g. dSprites' color) before calling mig")
+    sorted_mi = np.sort(mi, axis=0)[::-1]  # per factor, the latents' MI from the largest down
+    gaps = np.divide(sorted_mi[0, :] - sorted_mi[1, :], entropy)
+    return MIGResult(float(np.mean(gaps)), gaps, mi, entropy)
 
 
 # ---- torch.library registration: shapes for tracing -------------------------
