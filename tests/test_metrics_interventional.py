@@ -159,3 +159,10 @@ def test_suite_on_a_model_over_the_renderer():
                       metrics="beta_vae,factor_vae,sap,mig", n_jobs=1)
     assert 0.0 <= row["beta_vae_eval_accuracy"] <= 1.0 and 0.0 <= row["mig"] <= 1.0
     assert row["images_encoded"] <= len(data)
+
+
+def test_the_cli_lists_the_suites_metrics():
+    from vaebench.cli import METRIC_NAMES
+    from vaebench.metrics import METRICS
+
+    assert METRIC_NAMES == METRICS

@@ -137,7 +137,7 @@ def test_exported_models_rescore_to_the_runs_numbers(tmp_path, capsys):
     ref = mig_reference(means, data.index_to_factors(idx)[:, 1:], num_bins=20)
     assert table["mig"].iloc[0] == pytest.approx(ref.score, abs=1e-12)
 
-    assert main(["evaluate", str(tmp_path), "--size", "500", "--seed", "3", "--no-progress",
+    assert main(["evaluate", str(tmp_path), "--size", "500", "--seed", "3", "--no-progress", "--metrics", "mig",
                  "--csv", str(tmp_path / "scores.csv")]) == 0
     out = capsys.readouterr().out
     assert "beta4_seed0.pt" in out and f"mig={ref.score:.4f}" in out
@@ -152,8 +152,8 @@ def test_evaluate_summary_pools_models_per_beta():
     assert s.loc[4.0, "mig_mean"] == pytest.approx(0.2) and s.loc[4.0, "mig_sd"] == pytest.approx(0.1)
     assert (s.loc[4.0, "mig_min"], s.loc[4.0, "mig_max"]) == (0.10, 0.30) and np.isnan(s.loc[8.0, "mig_sd"])
     text = evaluate.format_table(table)
-    assert "beta=4: mig=0.2000 +- 0.1000 over 3 model(s) (min 0.1000, max 0.3000)" in text
-    assert "beta=8: mig=0.0500 over 1 model(s)" in text
+    assert "beta=4 over 3 model(s): mig=0.2000 +- 0.1000" in text and "beta=4: mig min 0.1000, max 0.3000" in text
+    assert "beta=8 over 1 model(s): mig=0.0500\n" in text
 
 
 def test_evaluate_names_what_is_missing(tmp_path):

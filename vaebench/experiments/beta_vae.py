@@ -13,6 +13,10 @@ For every (beta, seed) ``run`` trains one model, evaluates it, and writes (under
   recon, kl (training means since the previous row).
 - ``beta_vae_mig.csv``: beta, seed, mig, gap_<factor> per varying factor, recon, kl (on the
   evaluation images, one posterior sample each), active_dims, steps, train_seconds.
+- ``beta_vae_metrics.csv`` (when ``suite_scale`` > 0): the metric suite of ``vaebench.metrics`` on
+  every finished unit, one row per model (``score_finished``): beta, seed, mig and gap_<factor> (the
+  unit's own), then beta_vae_*, factor_vae_*, dci_*, sap, modularity, explicitness_*, the
+  unsupervised scores, irs, mig_sup, dcimig, jemmig, pca_shape_knn_accuracy.
 - ``beta_vae_arrays_beta<b>_seed<s>.npz``: what the figures need (originals, reconstructions,
   PCA points and their shapes, traversal images), so figures never need the models.
 - ``beta_vae_config.json``: the config and ``provenance()``.
@@ -103,6 +107,10 @@ class BetaVAEConfig:
     num_threads: int | None = None
     data_path: str | None = None  # official dSprites .npz; None: $VAEBENCH_DSPRITES or the renderer
     eval_batch_size: int = 1024
+    # The metric suite on every finished unit (beta_vae_metrics.csv): point counts as a fraction
+    # of disentanglement_lib's study sizes (1: the study's; 0: no suite), and which metrics.
+    suite_scale: float = 1.0
+    suite_metrics: str = "all"
 
     def model_config(self) -> VAEConfig:
         return VAEConfig(arch=self.arch, latent_dim=self.latent_dim, mlp_hidden=self.mlp_hidden)
@@ -116,7 +124,10 @@ PROFILES: dict[str, BetaVAEConfig] = {
     "smoke": BetaVAEConfig(
         arch="mlp", latent_dim=4, mlp_hidden=32, num_seeds=1, batch_size=64, lr=1e-3, epochs=3,
         train_size=512, eval_size=512, pca_points=256, traversal_steps=5, eval_batch_size=256, num_threads=1,
-        precision="auto", trajectory_every=8, trajectory_size=512,
+        precision="auto", trajectory_every=8, trajectory_size=512, suite_scale=0.01,
+        # DCI's boosted trees cost seconds per factor class even on 100 points: left to its own tests
+        suite_metrics="mig,beta_vae,factor_vae,sap,modularity_explicitness,unsupervised,irs,mig_sup,dcimig,jemmig,"
+                      "pca_shape",
     ),
     # The CLI default, about 7 minutes on an idle 2-core CPU (1,250 steps took 3.4 min): the MLP
     # on a 32k-image subset, 5 epochs = 2,500 steps, with lr 1e-3 (the literature's 1e-4 needs
@@ -127,6 +138,7 @@ PROFILES: dict[str, BetaVAEConfig] = {
     "quick": BetaVAEConfig(
         arch="mlp", latent_dim=10, mlp_hidden=256, num_seeds=2, batch_size=64, lr=1e-3, epochs=5,
         train_size=32_000, eval_size=20_000, num_threads=1, precision="auto", trajectory_every=500,
+        suite_scale=0.05,
     ),
     # The literature's setup on the full grid, 3 seeds per beta, full-grid MIG: for a GPU.
     "paper": BetaVAEConfig(),
@@ -145,7 +157,7 @@ PROFILES: dict[str, BetaVAEConfig] = {
     # full grid, bf16 where native, MIG on 10,000 random images every 2,500 steps (160k images).
     "sweep": BetaVAEConfig(
         num_seeds=1, lr=5e-4, steps=75_000, precision="auto", channels_last=True, trajectory_every=2500,
-        eval_size=50_000, num_threads=1,
+        eval_size=50_000, num_threads=1, suite_scale=0.0,
     ),
 }
 
@@ -203,6 +215,11 @@ def _validate(cfg: BetaVAEConfig) -> None:
         raise ValueError(f"trajectory_size must be >= 2 (MIG needs several images), got {cfg.trajectory_size}")
     if cfg.precision not in training.PRECISIONS:
         raise ValueError(f"precision must be one of {training.PRECISIONS}, got {cfg.precision!r}")
+    if not 0.0 <= cfg.suite_scale <= 1.0:
+        raise ValueError(f"suite_scale must lie in [0, 1] (0: no metric suite), got {cfg.suite_scale}")
+    from vaebench.metrics import parse_metrics
+
+    parse_metrics(cfg.suite_metrics)
 
 
 def _subset(n_total: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -514,7 +531,7 @@ def _check_config_file(out_dir: Path, cfg: BetaVAEConfig, seeds: list[int], forc
     recorded = json.loads(path.read_text())
     old = recorded.get("config", {})
     new = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-    ignore = {"num_threads", "eval_batch_size"}  # do not change results
+    ignore = {"num_threads", "eval_batch_size", "suite_scale", "suite_metrics"}  # do not change training
     diff = sorted(k for k in new if k not in ignore | {"betas", "num_seeds"} and old.get(k) != new[k])
     if not set(old.get("betas") or []) <= set(new["betas"]):
         diff.append("betas")
@@ -717,11 +734,51 @@ def experiment(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: b
     return Experiment("beta-VAE", setup, todo, run_unit, load_finished, merge, out_dir, device)
 
 
+def score_finished(exp, progress: bool = True) -> None:
+    """The metric suite on every finished unit of ``exp`` into ``beta_vae_metrics.csv``: one row
+    per model (beta, seed, the unit's own MIG and gaps, then every suite column), written as each
+    model finishes; a model whose weights and settings already have a row is not scored again.
+    Every unit is scored on the same draws (the run's seed): paired comparisons across betas."""
+    from vaebench.experiments import scoring
+    from vaebench.metrics import SuiteSizes, parse_metrics
+
+    setup, out_dir = exp.config, Path(exp.out_dir)
+    cfg = setup.cfg
+    if cfg.suite_scale == 0:
+        return
+    entries = []
+    for unit in exp.units:
+        finished = load_finished(setup, unit, out_dir)
+        path = next((p for p in (checkpoint_path(out_dir, unit.beta, unit.seed, "end"),
+                                 model_path(out_dir, unit.beta, unit.seed)) if p.exists()), None)
+        if finished is None or path is None:
+            continue
+        metrics = finished[1]
+        entries.append({"path": path, "unit": str(unit), "beta": unit.beta, "seed": unit.seed,
+                        **{k: v for k, v in metrics.items() if k == "mig" or k.startswith("gap_")}})
+    if not entries:
+        return
+    wanted = [m for m in parse_metrics(cfg.suite_metrics) if m != "mig"]  # the unit's own MIG is kept
+    sizes = SuiteSizes(num_bins=cfg.num_bins).scaled(cfg.suite_scale)
+    precision = training.resolve_precision("fp32", exp.device)
+    scoring.score_files(entries, unit_context(setup, exp.device).data, out_dir / f"{PREFIX}_metrics.csv",
+                        settings={"metrics": wanted, "scale": cfg.suite_scale, "seed": setup.seed,
+                                  "num_bins": cfg.num_bins, "precision": precision},
+                        seed=setup.seed, sizes=sizes, metrics=wanted, device=exp.device, precision=precision,
+                        progress=progress, key="unit")
+
+
 def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "cpu",
         progress: bool = True, executor=None, **overrides) -> None:
     """Trains and evaluates every (beta, seed) of ``profile`` into ``out_dir`` (see module doc), one
-    unit after another, or with ``executor`` (see ``vaebench.executors``)."""
-    from vaebench.executors import run_experiment
+    unit after another, or with ``executor`` (see ``vaebench.executors``); then scores every
+    finished unit with the metric suite (``score_finished``), also when some unit failed."""
+    from vaebench.executors import UnitsFailed, run_experiment
 
-    run_experiment(experiment(out_dir, profile, seed=seed, force=force, device=device, **overrides), executor,
-                   progress=progress)
+    exp = experiment(out_dir, profile, seed=seed, force=force, device=device, **overrides)
+    try:
+        run_experiment(exp, executor, progress=progress)
+    except UnitsFailed:
+        score_finished(exp, progress)
+        raise
+    score_finished(exp, progress)

@@ -1,18 +1,20 @@
-"""Re-scores trained beta-VAE models without training: MIG of saved models (``load_vae`` files,
-such as the committed ``results/cpu/models/*.pt``) on random dSprites grid images, with the
-disentanglement_lib protocol (encoder means, ``num_bins`` equal-width bins per latent)."""
+"""Re-scores trained models without training: the metric suite (``vaebench.metrics``) on saved
+models (``load_vae`` files, such as the committed ``results/cpu/models/*.pt``, or anyone's), one
+row per model. Model files are read as data (weights only), never as code.
+
+MIG is scored on ``size`` random grid images (or the full grid), as the runs score it; the other
+metrics at disentanglement_lib's study sizes times ``scale``. With ``out``, the rows go to that CSV
+as each model finishes; a rerun reuses rows of the same weights and settings instead of scoring
+again."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from vaebench.experiments import training
-from vaebench.experiments.beta_vae import encode_means, score_means
-from vaebench.models import load_vae
-from vaebench.utils import io
+from vaebench.experiments import scoring, training
+from vaebench.metrics import HEADLINE, SuiteSizes, parse_metrics
 
 
 def model_files(paths: list[str | Path]) -> list[Path]:
@@ -33,47 +35,60 @@ def model_files(paths: list[str | Path]) -> list[Path]:
 
 def score_models(paths: list[str | Path], *, size: int | None = 10_000, seed: int = 0, device: str = "cpu",
                  precision: str = "fp32", num_bins: int = 20, data_path: str | None = None,
-                 progress: bool = True) -> pd.DataFrame:
-    """One row per model: file, beta, seed, step (where the file records them), mig, gap_<factor>,
-    active_dims. ``size`` random grid images (None: the whole grid), the same for every model."""
+                 progress: bool = True, metrics="mig", scale: float = 1.0, n_jobs: int = 2,
+                 out: str | Path | None = None, force: bool = False) -> pd.DataFrame:
+    """One row per model: file, weights digest, beta, seed, step (where the file records them),
+    then the columns of ``metrics`` ("all" or names of ``vaebench.metrics.METRICS``): mig,
+    gap_<factor>, active_dims on ``size`` random grid images (None: the whole grid), the same for
+    every model; the others at the study sizes times ``scale``. ``seed`` fixes every draw."""
     from vaebench.data.dsprites import load_dsprites
 
     if size is not None and size < 2:
-        raise ValueError(f"evaluate: size must be >= 2 images or None (the full grid), got {size}")
+        raise ValueError(f"evaluate: --size must be >= 2 images or 'all' (the full grid), got {size}")
+    wanted = parse_metrics(metrics)
+    sizes = SuiteSizes(num_bins=num_bins).scaled(scale)
     files = model_files(paths)
     data = load_dsprites(data_path)
     n = len(data)
     indices = np.arange(n) if size is None or size >= n else np.random.default_rng(seed).choice(n, size, replace=False)
     resolved = training.resolve_precision(precision, device)
-    rows = []
-    for path in tqdm(files, desc="evaluate", unit="model", disable=not progress):
-        state = io.load_torch(path)  # data only: a crafted file is refused, never run
-        model = load_vae(state, map_location=device, source=path)
-        means = encode_means(model, data, indices, device=device, precision=resolved)
-        rows.append({"model": str(path), "beta": state.get("beta"), "seed": state.get("seed"),
-                     "step": state.get("step"), **score_means(data, means, indices, num_bins),
-                     "images": len(indices), "precision": resolved})
-    return pd.DataFrame(rows)
+    settings = {"metrics": list(wanted), "mig_images": len(indices), "seed": seed, "scale": scale,
+                "num_bins": num_bins, "precision": resolved, "data": data.source}
+    entries = [{"path": p, "model": str(p)} for p in files]
+    return scoring.score_files(entries, data, Path(out) if out else None, settings=settings, seed=seed,
+                               sizes=sizes, metrics=wanted, mig_indices=indices, device=device, precision=resolved,
+                               n_jobs=n_jobs, progress=progress, key="model", force=force)
 
 
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """Per beta over the models scored (e.g. seeds pooled from several results folders): n, and
-    the mean, sd (n - 1), min and max of MIG. Models that do not record a beta are left out."""
+def summarize(table: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """Per beta over the models scored (e.g. seeds pooled from several results folders): n, and the
+    mean, sd (n - 1), min and max of every headline metric present. Models without a beta are left out."""
     known = table.dropna(subset=["beta"])
-    g = known.groupby("beta", sort=True)["mig"]
-    out = pd.DataFrame({"n": g.size(), "mig_mean": g.mean(), "mig_sd": g.std(ddof=1), "mig_min": g.min(),
-                        "mig_max": g.max()})
+    columns = columns or [c for c in HEADLINE if c in table]
+    g = known.groupby("beta", sort=True)
+    out = pd.DataFrame({"n": g.size()})
+    for c in columns:
+        out[f"{c}_mean"], out[f"{c}_sd"] = g[c].mean(), g[c].std(ddof=1)
+        out[f"{c}_min"], out[f"{c}_max"] = g[c].min(), g[c].max()
     return out.reset_index()
 
 
 def format_table(table: pd.DataFrame) -> str:
-    cols = [c for c in table.columns if c in ("beta", "seed", "step", "mig", "active_dims") or c.startswith("gap_")]
+    cols = [c for c in table.columns if c in ("beta", "seed", "step", "active_dims") or c in HEADLINE
+            or c.startswith("gap_")]
     lines = []
     for _, r in table.iterrows():
         values = " ".join(f"{c}={r[c]:.4f}" if isinstance(r[c], float) else f"{c}={r[c]}" for c in cols)
         lines.append(f"{r['model']}: {values}")
-    for r in summarize(table).itertuples():
-        sd = "" if np.isnan(r.mig_sd) else f" +- {r.mig_sd:.4f}"
-        lines.append(f"beta={r.beta:g}: mig={r.mig_mean:.4f}{sd} over {r.n} model(s) "
-                     f"(min {r.mig_min:.4f}, max {r.mig_max:.4f})")
+    summary = summarize(table)
+    headline = [c for c in HEADLINE if c in table]
+    for r in summary.to_dict("records"):
+        parts = []
+        for c in headline:
+            sd = "" if np.isnan(r[f"{c}_sd"]) else f" +- {r[f'{c}_sd']:.4f}"
+            parts.append(f"{c}={r[f'{c}_mean']:.4f}{sd}")
+        lines.append(f"beta={r['beta']:g} over {r['n']} model(s): " + " ".join(parts))
+    if "mig" in headline:
+        for r in summary.to_dict("records"):
+            lines.append(f"beta={r['beta']:g}: mig min {r['mig_min']:.4f}, max {r['mig_max']:.4f}")
     return "\n".join(lines) + "\n"

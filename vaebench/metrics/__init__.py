@@ -12,16 +12,17 @@ from vaebench.metrics.jemmig import JEMMIGResult, jemmig
 from vaebench.metrics.mig import MIGResult, mig, mig_reference, mig_vectorized
 from vaebench.metrics.mig_sup import MIGSupResult, mig_sup
 from vaebench.metrics.modularity_explicitness import ModularityExplicitnessResult, modularity_explicitness
+from vaebench.metrics.pca_shape import pca_shape_knn
 from vaebench.metrics.mutual_info import BinnedInformation, binned_information, discretize
 from vaebench.metrics.representation import Representation, model_encoder
 from vaebench.metrics.sap import SAPResult, sap
-from vaebench.metrics.suite import METRICS, SuiteSizes, parse_metrics, score_suite
+from vaebench.metrics.suite import HEADLINE, METRICS, SuiteSizes, parse_metrics, score_suite
 from vaebench.metrics.unsupervised import UnsupervisedResult, unsupervised_scores
 
 __all__ = [
-    "BetaVAEScoreResult", "BinnedInformation", "DCIMIGResult", "DCIResult", "FactorVAEScoreResult", "IRSResult",
+    "BetaVAEScoreResult", "HEADLINE", "BinnedInformation", "DCIMIGResult", "DCIResult", "FactorVAEScoreResult", "IRSResult",
     "JEMMIGResult", "METRICS", "MIGResult", "MIGSupResult", "ModularityExplicitnessResult", "Representation",
     "SAPResult", "SuiteSizes", "UnsupervisedResult", "beta_vae_score", "binned_information", "dci", "dcimig",
     "discretize", "factor_vae_score", "irs", "jemmig", "mig", "mig_reference", "mig_sup", "mig_vectorized",
-    "model_encoder", "modularity_explicitness", "parse_metrics", "sap", "score_suite", "unsupervised_scores",
+    "model_encoder", "modularity_explicitness", "parse_metrics", "pca_shape_knn", "sap", "score_suite", "unsupervised_scores",
 ]

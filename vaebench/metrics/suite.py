@@ -26,13 +26,24 @@ from vaebench.metrics.jemmig import jemmig
 from vaebench.metrics.mig import mig
 from vaebench.metrics.mig_sup import mig_sup
 from vaebench.metrics.modularity_explicitness import modularity_explicitness
+from vaebench.metrics.pca_shape import pca_shape_knn
 from vaebench.metrics.representation import Representation
 from vaebench.metrics.sampling import sample_indices, varying_factors
 from vaebench.metrics.sap import sap
 from vaebench.metrics.unsupervised import unsupervised_scores
 
 METRICS = ("mig", "beta_vae", "factor_vae", "dci", "sap", "modularity_explicitness", "unsupervised", "irs",
-           "mig_sup", "dcimig", "jemmig")
+           "mig_sup", "dcimig", "jemmig", "pca_shape")
+
+# One headline column per metric (what tables and figures show), with a short label.
+HEADLINE = {
+    "mig": "MIG", "beta_vae_eval_accuracy": "BetaVAE score", "factor_vae_eval_accuracy": "FactorVAE score",
+    "dci_disentanglement": "DCI disentanglement", "dci_completeness": "DCI completeness",
+    "dci_informativeness_test": "DCI informativeness", "sap": "SAP", "modularity": "modularity",
+    "explicitness_test": "explicitness", "irs": "IRS", "gaussian_total_correlation": "Gaussian TC",
+    "gaussian_wasserstein_correlation_norm": "Wasserstein corr. (norm.)", "mutual_info_score": "mean pairwise MI",
+    "mig_sup": "MIG-sup", "dcimig": "DCIMIG", "jemmig": "JEMMIG", "pca_shape_knn_accuracy": "shape k-NN on PCA",
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class SuiteSizes:
     iid_test: int = 5_000
     num_bins: int = 20
     diff_quantile: float = 0.99  # IRS
+    pca_points: int = 5_000  # the document's PCA figure: the first of the i.i.d. train points
 
     def scaled(self, fraction: float) -> "SuiteSizes":
         """Every point count times ``fraction`` (for quick runs; at least 64 each)."""
@@ -76,6 +88,7 @@ def score_suite(encode, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes()
     """One flat row of scores (columns named after the metric: ``mig``, ``beta_vae_*``,
     ``factor_vae_*``, ``dci_*``, ``sap``, ``modularity``, ``explicitness_*``, ...) of ``encode``
     (images -> codes, or a ``Representation``) on ``data``, plus ``seconds_<metric>``.
+    ``pca_shape_knn_accuracy`` (``pca_shape``) measures the document's reading of its PCA figure.
     ``mig_indices``: the grid images MIG is scored on (default: the suite's i.i.d. train points).
     A metric's seconds include encoding the images it is the first to need."""
     metrics = parse_metrics(metrics)
@@ -154,5 +167,12 @@ def score_suite(encode, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes()
     timed("mig_sup", lambda: row.update(mig_sup=mig_sup(codes()[0], f_train, num_bins=sizes.num_bins).score))
     timed("dcimig", lambda: row.update(dcimig=dcimig(codes()[0], f_train, num_bins=sizes.num_bins).score))
     timed("jemmig", lambda: row.update(jemmig=jemmig(codes()[0], f_train, num_bins=sizes.num_bins).score))
+
+    def do_pca_shape():
+        shape = names.index("shape") if "shape" in names else 0
+        m = min(sizes.pca_points, len(train_idx))
+        row["pca_shape_knn_accuracy"] = pca_shape_knn(codes()[0][:m], f_train[:m, shape], seed=seed)
+
+    timed("pca_shape", do_pca_shape)
     row["images_encoded"] = rep.encoded
     return row

@@ -1,0 +1,100 @@
+"""Scoring trained models with the metric suite: the one path ``evaluate`` and the experiments'
+runs share. A model is encoded once per grid image (``vaebench.metrics.Representation``); the
+rows are written atomically after every model, so an interrupted scoring keeps what it finished."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from vaebench.experiments import training
+from vaebench.metrics import Representation, SuiteSizes, model_encoder, score_suite
+from vaebench.utils import io
+
+
+def weights_digest(model_state: dict) -> str:
+    """16 hex digits of the SHA-256 of the weights (names, shapes, float32 values): which model a
+    row scored, the same for a run's end checkpoint and its exported model file."""
+    h = hashlib.sha256()
+    for name in sorted(model_state):
+        t = model_state[name].detach().float().contiguous().cpu()
+        h.update(f"{name}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def representation(model, data, *, device: str = "cpu", precision: str = "fp32") -> Representation:
+    """The model's encoder means over ``data``. Measured on the 2-core CPU: the conv encoder runs
+    fastest at 64 images per call in channels_last (about 15,000 images/s in fp32, against 3,800 at
+    1,024 per call in the default layout); the MLP at large batches."""
+    conv = model.config.arch == "conv"
+    encode = model_encoder(model, device=device, precision=precision, channels_last=conv)
+    return Representation(encode, data, batch_size=64 if conv and device == "cpu" else 1024)
+
+
+def score_model(model, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes(), metrics="all",
+                mig_indices: np.ndarray | None = None, device: str = "cpu", precision: str = "fp32",
+                n_jobs: int = 2) -> dict:
+    """The suite's row for one model, plus ``active_dims`` (posterior means varying over the MIG
+    images, variance > 0.01) and the MIG images' count (``images``)."""
+    resolved = training.resolve_precision(precision, device)
+    rep = representation(model, data, device=device, precision=resolved)
+    n_jobs = n_jobs if sizes.iid_train >= 2000 else 1  # below that, starting worker processes costs more
+    row = score_suite(rep, data, seed=seed, sizes=sizes, metrics=metrics, n_jobs=n_jobs, mig_indices=mig_indices)
+    if mig_indices is not None:
+        row["active_dims"] = int((rep.codes(mig_indices).astype(np.float64).var(axis=0) > 0.01).sum())
+        row["images"] = len(mig_indices)
+    row["precision"] = resolved
+    return row
+
+
+def settings_key(**settings) -> str:
+    """The scoring settings of a row as one comparable string."""
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
+def score_files(entries: list[dict], data, csv: Path | None, *, settings: dict, seed: int = 0,
+                sizes: SuiteSizes = SuiteSizes(), metrics="all", mig_indices: np.ndarray | None = None,
+                device: str = "cpu", precision: str = "fp32", n_jobs: int = 2, progress: bool = True,
+                key: str = "model", force: bool = False) -> pd.DataFrame:
+    """The rows of every entry (``{"path": model file, key: its name, ...columns to keep}``), in
+    entry order; with ``csv``, written there as each finishes. An entry whose weights and settings
+    already have a row in ``csv`` is not scored again (unless ``force``)."""
+    from vaebench.models import load_vae
+
+    done = pd.read_csv(csv) if csv is not None and csv.exists() else pd.DataFrame()
+    settings_text = settings_key(**settings)
+    rows = []
+    for entry in tqdm(entries, desc="metric suite", unit="model", disable=not progress):
+        state = io.load_torch(entry["path"])  # data only, never code
+        digest = weights_digest(state["model_state"]) if isinstance(state.get("model_state"), dict) else ""
+        if len(done) and not force and {key, "digest", "settings"} <= set(done):
+            same = done[(done[key] == entry[key]) & (done.digest == digest) & (done.settings == settings_text)]
+            if len(same):
+                rows.append(same.iloc[-1].to_dict())
+                continue
+        model = load_vae(state, map_location=device, source=entry["path"])
+        row = {k: v for k, v in entry.items() if k != "path"}
+        row.update({k: state.get(k) for k in ("beta", "seed", "step") if k not in row})
+        row.update(score_model(model, data, seed=seed, sizes=sizes, metrics=metrics, mig_indices=mig_indices,
+                               device=device, precision=precision, n_jobs=n_jobs))
+        row.update(digest=digest, settings=settings_text)
+        rows.append(row)
+        if csv is not None:
+            done = append_row(csv, row, key=key)
+    return pd.DataFrame(rows)
+
+
+def append_row(path: Path, row: dict, key: str) -> pd.DataFrame:
+    """``path``'s table with ``row`` in place of any row of the same ``key`` value, written atomically."""
+    old = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if len(old) and key in old:
+        old = old[old[key] != row[key]]
+    table = pd.concat([old, pd.DataFrame([row])], ignore_index=True)
+    io.write_csv(path, table)
+    return table
+
