@@ -5,7 +5,8 @@ median and IQR of the wall time, the speedup against the baseline
 implementation of the same row group (``eager`` for reparam+KL, the per-pair
 scikit-learn ``reference`` for MIG), and the fraction of the measured copy
 bandwidth the fused kernel reaches (bytes it must move / time / bandwidth).
-The bandwidth itself is in ``bench_bandwidth.csv``.
+The bandwidth itself is in ``bench_bandwidth.csv``, the metric suite's timings (on the CPU) in
+``bench_metrics.csv``.
 """
 from __future__ import annotations
 
@@ -46,15 +47,22 @@ class BenchConfig:
     train_settings: tuple = tuple(training_cases.SETTINGS)
     # ... and in fresh processes (training_cases.PROCESS_SETTINGS), for the first of train_archs only.
     train_process_settings: tuple = tuple(training_cases.PROCESS_SETTINGS)
+    # The metric suite on the committed conv model (bench_metrics.csv), at disentanglement_lib's
+    # study sizes times this (0: not timed): the straightforward BetaVAE + FactorVAE scores
+    # against vaebench's, and the whole suite. At 1 the pair takes minutes; the gain grows with
+    # the sizes (the share of images drawn more than once).
+    metric_scale: float = 0.1
+    metric_suite: str = "all"
 
 
 PROFILES = {
     "smoke": BenchConfig(reparam_sizes=((256, 10), (2048, 32)), mig_sizes=(2_000, 20_000), repeats=3,
                          reparam_impls=("eager", "fused"), train_archs=("mlp",), train_batch=16,
-                         train_settings=("fp32", "bf16"), train_process_settings=("fp32_default_malloc",)),
+                         train_settings=("fp32", "bf16"), train_process_settings=("fp32_default_malloc",),
+                         metric_scale=0.002, metric_suite="mig,beta_vae,factor_vae,sap"),
     "quick": BenchConfig(),
     "paper": BenchConfig(reparam_sizes=((256, 10), (1024, 10), (4096, 32), (16384, 64), (65536, 128), (262144, 128)),
-                         repeats=15),
+                         repeats=15, metric_scale=1.0),
 }
 
 
@@ -185,6 +193,14 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
             rows += _bench_reparam(cfg, dev, bandwidth, bar)
             rows += _bench_mig(cfg, dev, bandwidth, bar)
             rows += _bench_training(cfg, dev, bar)
+    if cfg.metric_scale > 0:
+        from vaebench.bench import metric_cases
+
+        metric_rows = metric_cases.time_cases(cfg.metric_scale, device="cpu", metrics=cfg.metric_suite)
+        base = next(r["seconds"] for r in metric_rows if r["impl"] == "straightforward")
+        for r in metric_rows:
+            r["speedup_vs_straightforward"] = base / r["seconds"] if r["case"] != "suite" else float("nan")
+        io.write_csv(out_dir / "bench_metrics.csv", pd.DataFrame(metric_rows))
     io.write_csv(out_dir / "bench_bandwidth.csv", pd.DataFrame(bw_rows))
     io.write_json(out_dir / "bench_config.json", dict(profile=profile, config=cfg.__dict__, provenance=provenance()))
     io.write_csv(out_dir / "bench.csv", pd.DataFrame(rows, columns=COLUMNS))
