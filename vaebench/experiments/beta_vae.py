@@ -15,7 +15,7 @@ For every (beta, seed) ``run`` trains one model, evaluates it, and writes (under
   evaluation images, one posterior sample each), active_dims, steps, train_seconds.
 - ``beta_vae_metrics.csv`` (when ``suite_scale`` > 0): the metric suite of ``vaebench.metrics`` on
   every finished unit, one row per model (``score_finished``): beta, seed, mig and gap_<factor> (the
-  unit's own), then beta_vae_*, factor_vae_*, dci_*, sap, modularity, explicitness_*, the
+  unit's own), info_<factor> (on the suite's i.i.d. points), then beta_vae_*, factor_vae_*, dci_*, sap, modularity, explicitness_*, the
   unsupervised scores, irs, mig_sup, dcimig, jemmig, pca_shape_knn_accuracy.
 - ``beta_vae_arrays_beta<b>_seed<s>.npz``: what the figures need (originals, reconstructions,
   PCA points and their shapes, traversal images), so figures never need the models.
@@ -365,9 +365,17 @@ def train_unit(cfg: BetaVAEConfig, data, train_idx: np.ndarray, beta: float, see
     return model, history, trajectory
 
 
-def warn(text: str) -> None:
-    """One line on stderr that does not break a progress bar (damaged files, in workers too)."""
-    tqdm.write(f"vaebench: warning: {text}", file=sys.stderr)
+_WARNED: set = set()  # damaged files already named by this process, as (path, size, mtime)
+
+
+def warn_damaged(path: Path, text: str) -> None:
+    """One line on stderr, that does not break a progress bar, the first time this process reads
+    ``path`` damaged (a run reads a unit's files more than once: resume, then scoring)."""
+    stat = path.stat()
+    seen = (str(path), stat.st_size, stat.st_mtime_ns)
+    if seen not in _WARNED:
+        _WARNED.add(seen)
+        tqdm.write(f"vaebench: warning: {text}", file=sys.stderr)
 
 
 def _resume_state(last: Path, run_id: str | None, device: str) -> dict | None:
@@ -378,7 +386,7 @@ def _resume_state(last: Path, run_id: str | None, device: str) -> dict | None:
     try:
         state = io.load_torch(last, map_location=device)
     except io.ModelFileError as e:
-        warn(f"{e}; training from step 0 instead")
+        warn_damaged(last, f"{e}; training from step 0 instead")
         return None
     return state if state.get("run_id") == run_id else None
 
@@ -668,7 +676,7 @@ def _arrays_readable(path: Path) -> bool:
                 arrays[name]  # reads and CRC-checks each member
     except Exception as e:  # noqa: BLE001 - a damaged archive fails in many ways (BadZipFile, zlib, EOF...)
         reason = " ".join(str(e).split()) or type(e).__name__
-        warn(f"{path}: a truncated or corrupt arrays file ({reason}); its unit is done again")
+        warn_damaged(path, f"{path}: a truncated or corrupt arrays file ({reason}); its unit is done again")
         return False
     return True
 
@@ -680,7 +688,7 @@ def _finished_state(path: Path, run_id: str | None) -> dict | None:
     try:
         state = io.load_torch(path)
     except io.ModelFileError as e:
-        warn(f"{e}; not taken for a finished unit")
+        warn_damaged(path, f"{e}; not taken for a finished unit")
         return None
     finished = isinstance(state, dict) and "history" in state and "metrics" in state
     return state if finished and state.get("run_id") == run_id else None
@@ -721,6 +729,7 @@ def experiment(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: b
     cfg = make_config(profile, **overrides)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _WARNED.clear()  # each run names the damaged files it finds
     seeds = [seed + i for i in range(cfg.num_seeds)]
     _check_config_file(out_dir, cfg, seeds, force)
     data_path = cfg.data_path or os.environ.get(ENV_VAR) or None
@@ -750,7 +759,8 @@ def score_finished(exp, progress: bool = True) -> None:
     for unit in exp.units:
         finished = load_finished(setup, unit, out_dir)
         path = next((p for p in (checkpoint_path(out_dir, unit.beta, unit.seed, "end"),
-                                 model_path(out_dir, unit.beta, unit.seed)) if p.exists()), None)
+                                 model_path(out_dir, unit.beta, unit.seed))
+                     if _finished_state(p, setup.run_id) is not None), None)  # not a damaged one
         if finished is None or path is None:
             continue
         metrics = finished[1]
@@ -758,7 +768,8 @@ def score_finished(exp, progress: bool = True) -> None:
                         **{k: v for k, v in metrics.items() if k == "mig" or k.startswith("gap_")}})
     if not entries:
         return
-    wanted = [m for m in parse_metrics(cfg.suite_metrics) if m != "mig"]  # the unit's own MIG is kept
+    # The unit's own MIG and gaps are kept; the suite's MIG pass (on its i.i.d. points) adds info_<factor>.
+    wanted = list(parse_metrics(cfg.suite_metrics))
     sizes = SuiteSizes(num_bins=cfg.num_bins).scaled(cfg.suite_scale)
     precision = training.resolve_precision("fp32", exp.device)
     scoring.score_files(entries, unit_context(setup, exp.device).data, out_dir / f"{PREFIX}_metrics.csv",

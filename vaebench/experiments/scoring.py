@@ -62,7 +62,8 @@ def score_files(entries: list[dict], data, csv: Path | None, *, settings: dict, 
                 device: str = "cpu", precision: str = "fp32", n_jobs: int = 2, progress: bool = True,
                 key: str = "model", force: bool = False) -> pd.DataFrame:
     """The rows of every entry (``{"path": model file, key: its name, ...columns to keep}``), in
-    entry order; with ``csv``, written there as each finishes. An entry whose weights and settings
+    entry order; with ``csv``, written there as each finishes. An entry's own columns (e.g. a
+    run's full-grid MIG) are kept where the suite computes the same name. An entry whose weights and settings
     already have a row in ``csv`` is not scored again (unless ``force``)."""
     from vaebench.models import load_vae
 
@@ -80,8 +81,9 @@ def score_files(entries: list[dict], data, csv: Path | None, *, settings: dict, 
         model = load_vae(state, map_location=device, source=entry["path"])
         row = {k: v for k, v in entry.items() if k != "path"}
         row.update({k: state.get(k) for k in ("beta", "seed", "step") if k not in row})
-        row.update(score_model(model, data, seed=seed, sizes=sizes, metrics=metrics, mig_indices=mig_indices,
-                               device=device, precision=precision, n_jobs=n_jobs))
+        suite = score_model(model, data, seed=seed, sizes=sizes, metrics=metrics, mig_indices=mig_indices,
+                            device=device, precision=precision, n_jobs=n_jobs)
+        row.update({k: v for k, v in suite.items() if k not in row})  # an entry's own columns win
         row.update(digest=digest, settings=settings_text)
         rows.append(row)
         if csv is not None:

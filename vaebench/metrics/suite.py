@@ -116,6 +116,8 @@ def score_suite(encode, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes()
             r = mig(rep.codes(mig_indices).astype(np.float64), factors, num_bins=sizes.num_bins)
         row["mig"] = r.score
         row.update({f"gap_{n}": float(g) for n, g in zip(names, r.gaps)})
+        # the share of each factor's entropy that its most informative code holds
+        row.update({f"info_{n}": float(v) for n, v in zip(names, r.mutual_info.max(axis=0) / r.factor_entropy)})
 
     def do_beta_vae():
         r = beta_vae_score(rep, data, seed=seed, batch_size=sizes.batch_size, num_train=sizes.beta_vae_train,
@@ -134,9 +136,6 @@ def score_suite(encode, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes()
         row.update(dci_disentanglement=r.disentanglement, dci_completeness=r.completeness,
                    dci_informativeness_train=r.informativeness_train, dci_informativeness_test=r.informativeness_test)
         row.update({f"dci_accuracy_{n}": float(a) for n, a in zip(names, r.accuracy_test)})
-        total = r.importance.sum()
-        row.update({f"dci_importance_share_{n}": float(s / total) if total > 0 else float("nan")
-                    for n, s in zip(names, r.importance.sum(axis=0))})
 
     def do_sap():
         c_train, c_test = codes()

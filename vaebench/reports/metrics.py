@@ -125,11 +125,10 @@ def summary_markdown(out_dir) -> str:
         per = ", ".join(f"beta {b:g}: {_pm(groups[b]['pca_shape_knn_accuracy'])}" for b in betas)
         claims.append(f"- **Shapes in the 2-D PCA of 5,000 means** (the document: they separate at beta 8, mix at "
                       f"beta 1 and 4). 5-fold k-NN (k = 15) accuracy of shape, chance 1/3: {per}.")
-    orient = [c for c in ("dci_accuracy_orientation", "dci_importance_share_orientation", "gap_orientation")
-              if c in table]
+    orient = [c for c in ("dci_accuracy_orientation", "info_orientation", "gap_orientation") if c in table]
     if orient:
         names = {"dci_accuracy_orientation": "its DCI test accuracy (chance 1/40)",
-                 "dci_importance_share_orientation": "its share of the DCI importance (an even share is 1/5)",
+                 "info_orientation": "the share of its entropy held by its most informative code",
                  "gap_orientation": "its MIG gap"}
         parts = "; ".join(f"{names[c]}: " + ", ".join(f"beta {b:g} {_pm(groups[b][c])}" for b in betas)
                           for c in orient)
