@@ -13,7 +13,7 @@ from vaebench.experiments import beta_vae as bv
 from vaebench.utils import io
 
 TINY = dict(betas=(1.0, 4.0, 8.0), epochs=2, train_size=256, eval_size=256, pca_points=64, trajectory_every=4,
-            trajectory_size=256)  # 8 steps a unit; a loss row and a resume point every 4
+            trajectory_size=256, suite_scale=0.0)  # 8 steps a unit; a loss row and a resume point every 4
 TABLES = ("beta_vae_losses.csv", "beta_vae_mig.csv", "beta_vae_trajectory.csv")
 TIMING = {"images_per_s", "seconds", "train_seconds"}
 
@@ -86,11 +86,12 @@ def test_damaged_results_are_named_and_never_taken_for_finished_units(straight, 
     damaged = [bv.checkpoint_path(tmp_path, 1.0, 0, "end"), bv.arrays_path(tmp_path, 4.0, 0),
                bv.model_path(tmp_path, 8.0, 0)]
     monkeypatch.setenv(io.CORRUPT_ENV, ",".join(p.name for p in damaged))
-    bv.run(tmp_path, "smoke", progress=False, export_models=True, **TINY)
+    tiny = dict(TINY, export_models=True, suite_scale=0.01)  # the metric suite reads the unit's files too
+    bv.run(tmp_path, "smoke", progress=False, **tiny)
     monkeypatch.delenv(io.CORRUPT_ENV)
     trained.clear()
     capfd.readouterr()
-    bv.run(tmp_path, "smoke", progress=False, export_models=True, **TINY)
+    bv.run(tmp_path, "smoke", progress=False, **tiny)
     lines = warnings_in(capfd.readouterr().err)
     assert len(lines) == 3 and all(str(p) in line for p, line in zip(damaged, lines)), lines
     # beta1 is finished by its intact exported model; beta4 and beta8 are trained again.
@@ -137,7 +138,7 @@ def test_force_retrains_every_unit_and_an_interrupted_forced_run_resumes_as_itse
 def test_force_on_the_command_line_replaces_exported_models(tmp_path):
     args = ["run", "beta-vae", "--profile", "smoke", "--out", str(tmp_path), "--no-progress", "--set", "epochs=1",
             "--set", "train_size=128", "--set", "eval_size=128", "--set", "pca_points=32", "--set", "betas=4",
-            "--set", "trajectory_every=0", "--set", "export_models=true"]
+            "--set", "trajectory_every=0", "--set", "export_models=true", "--set", "suite_scale=0"]
     assert main(args) == 0
     old = bv.model_path(tmp_path, 4.0, 0).read_bytes()
     assert main([*args, "--set", "lr=3e-3", "--force"]) == 0
@@ -157,7 +158,7 @@ def test_ctrl_c_exits_130_and_says_what_was_kept(tmp_path, monkeypatch, capfd):
     with pytest.raises(SystemExit) as e:
         main(["run", "beta-vae", "--profile", "smoke", "--out", str(tmp_path), "--no-progress", "--set", "epochs=1",
               "--set", "train_size=128", "--set", "eval_size=128", "--set", "pca_points=32",
-              "--set", "trajectory_every=0"])
+              "--set", "trajectory_every=0", "--set", "suite_scale=0"])
     assert e.value.code == 130
     err = capfd.readouterr().err
     assert "[beta-VAE] interrupted: 1 of 3 unit(s) finished and kept (beta1_seed0)" in err

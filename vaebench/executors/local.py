@@ -37,7 +37,7 @@ class LocalExecutor:
             raise ValueError(f"jobs (--jobs) must be an integer >= 1, got {self.jobs!r}")
 
     def execute(self, exp: Experiment, pending: list, driver: Driver) -> None:
-        if self.jobs > 1 and len(pending) > 1:
+        if self.jobs > 1:  # even for one unit: a worker that dies is retried, the driver lives on
             return self._execute_in_processes(exp, pending, driver)
         for unit in pending:
             attempt = 0
@@ -189,7 +189,7 @@ class _RemoteTraceback(Exception):
 
 
 def _exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
-    """Worker initializer: the worker ends when the driver does. Ctrl-C reaches every process of
+    """In a worker: it ends when the driver does. Ctrl-C reaches every process of
     the terminal's group, but a driver killed alone (``kill``, out of memory) would otherwise leave
     its workers training on, taking the cores from whatever runs next."""
     def watch():
