@@ -45,22 +45,24 @@ def _entropy(p: np.ndarray, base: int, axis: int) -> np.ndarray:
     return terms.sum(axis=axis) / np.log(base)
 
 
-def disentanglement(importance: np.ndarray) -> float:
-    """Importance-weighted mean over codes of 1 - H_K(code's importance over factors)."""
+def _weighted_specificity(importance: np.ndarray, axis: int) -> float:
+    """Mean over the slices along ``1 - axis`` of 1 - H(slice normalised along ``axis``), entropy in
+    base ``shape[axis]``, weighted by each slice's share of the total importance."""
     r = np.asarray(importance, dtype=np.float64)
-    per_code = 1.0 - _entropy(r + 1e-11, r.shape[1], axis=1)
+    per_slice = 1.0 - _entropy(r + 1e-11, r.shape[axis], axis=axis)
     if r.sum() == 0.0:
         r = np.ones_like(r)
-    return float(np.sum(per_code * r.sum(axis=1) / r.sum()))
+    return float(np.sum(per_slice * r.sum(axis=axis) / r.sum()))
+
+
+def disentanglement(importance: np.ndarray) -> float:
+    """Importance-weighted mean over codes of 1 - H_K(code's importance over factors)."""
+    return _weighted_specificity(importance, axis=1)
 
 
 def completeness(importance: np.ndarray) -> float:
     """Importance-weighted mean over factors of 1 - H_D(factor's importance over codes)."""
-    r = np.asarray(importance, dtype=np.float64)
-    per_factor = 1.0 - _entropy(r + 1e-11, r.shape[0], axis=0)
-    if r.sum() == 0.0:
-        r = np.ones_like(r)
-    return float(np.sum(per_factor * r.sum(axis=0) / r.sum()))
+    return _weighted_specificity(importance, axis=0)
 
 
 def fit_factor(x_train, y_train, x_test, y_test, seed: int, fast: bool) -> tuple[np.ndarray, float, float]:
