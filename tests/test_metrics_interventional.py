@@ -139,6 +139,16 @@ def test_suite_row_has_every_metric_and_is_deterministic():
     assert "dci_disentanglement" not in score_suite(enc, GRID, seed=0, sizes=sizes, metrics="mig")
 
 
+def test_suite_in_worker_processes_gives_the_same_row_in_the_same_order():
+    # n_jobs > 1 fits DCI in the background while the interventional metrics encode
+    sizes = SuiteSizes().scaled(0.03)
+    enc = factor_codes(np.eye(5, 6) + 0.1, noise=0.3)
+    one = score_suite(enc, GRID, seed=4, sizes=sizes, n_jobs=1)
+    two = score_suite(enc, GRID, seed=4, sizes=sizes, n_jobs=2)
+    drop = lambda r: {k: v for k, v in r.items() if not k.startswith("seconds")}  # noqa: E731
+    assert list(drop(one)) == list(drop(two)) and drop(one) == drop(two)
+
+
 def test_parse_metrics_names_what_is_unknown():
     assert parse_metrics("all") == parse_metrics(list(parse_metrics("all")))
     assert parse_metrics("sap,mig") == ("mig", "sap")
