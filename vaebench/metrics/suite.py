@@ -92,8 +92,10 @@ def score_suite(encode, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes()
     (images -> codes, or a ``Representation``) on ``data``, plus ``seconds_<metric>``.
     ``pca_shape_knn_accuracy`` (``pca_shape``) measures the document's reading of its PCA figure.
     ``mig_indices``: the grid images MIG is scored on (default: the suite's i.i.d. train points).
-    A metric's seconds include encoding the images it is the first to need."""
+    A metric's seconds include encoding the images it is the first to need; ``seconds_suite`` is
+    the whole call."""
     metrics = parse_metrics(metrics)
+    started = time.perf_counter()
     rep = Representation.of(encode, data)
     names = [data.factor_names[k] for k in varying_factors(data)]
     rng = np.random.default_rng([seed, 2])  # the i.i.d. points: their own stream of the seed
@@ -190,4 +192,5 @@ def score_suite(encode, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes()
     timed("pca_shape", do_pca_shape)
     row = {k: v for name in METRICS for k, v in parts[name].items()}
     row["images_encoded"] = rep.encoded
+    row["seconds_suite"] = time.perf_counter() - started
     return row
