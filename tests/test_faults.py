@@ -192,3 +192,19 @@ def test_malformed_input_is_one_line_naming_the_argument_and_exits_2(tmp_path, c
     err = capfd.readouterr().err
     assert message.replace("{tmp}", str(tmp_path)) in err and len(err.strip().splitlines()) == 1, err
     assert not any((tmp_path / "out").rglob("*"))  # refused before any work
+
+
+def test_force_retrains_the_estimator_experiments_vae(tmp_path, monkeypatch):
+    from vaebench.experiments import beta_vae, estimators
+
+    calls = []
+    real = beta_vae.train_unit
+    monkeypatch.setattr(beta_vae, "train_unit", lambda *a, **k: calls.append(k.get("run_id")) or real(*a, **k))
+    estimators.run(tmp_path, "smoke", progress=False, parts=("vae",))
+    end = next((tmp_path / "estimators_vae").rglob("*_end.pt"))
+    first = end.read_bytes()
+    estimators.run(tmp_path, "smoke", progress=False, parts=("vae",))
+    assert len(calls) == 1 and calls[0] is None  # a plain rerun keeps the trained VAE
+    estimators.run(tmp_path, "smoke", progress=False, parts=("vae",), force=True, vae_lr=3e-3)
+    assert len(calls) == 2 and calls[1] is not None  # trained again, under a fresh run id
+    assert end.read_bytes() != first

@@ -33,6 +33,7 @@ import dataclasses
 import json
 import math
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,8 +253,11 @@ def run_gaussian(cfg: EstimatorsConfig, seed: int, progress: bool) -> pd.DataFra
 # ---- 3-4. VAE ---------------------------------------------------------------------------
 
 
-def _vae_checkpoints(cfg: EstimatorsConfig, out_dir: Path, seed: int, device: str, progress: bool) -> dict[str, Path]:
-    """``{stage: checkpoint path}``: the given checkpoint(s), else a model trained here."""
+def _vae_checkpoints(cfg: EstimatorsConfig, out_dir: Path, seed: int, device: str, progress: bool,
+                     force: bool = False) -> dict[str, Path]:
+    """``{stage: checkpoint path}``: the given checkpoint(s), else a model trained here (again with
+    ``force``: under a fresh run id, so no earlier resume point is taken; each checkpoint is
+    replaced only as its new one is written)."""
     from vaebench.experiments import beta_vae
 
     if cfg.checkpoint:
@@ -275,7 +279,7 @@ def _vae_checkpoints(cfg: EstimatorsConfig, out_dir: Path, seed: int, device: st
 
     train_dir = out_dir / f"{PREFIX}_vae"
     paths = {s: beta_vae.checkpoint_path(train_dir, cfg.vae_beta, seed, s) for s in VAE_STAGES}
-    if not paths["end"].exists():
+    if force or not paths["end"].exists():
         from vaebench.data.dsprites import load_dsprites
         from vaebench.models import checkpoint_state
 
@@ -285,7 +289,9 @@ def _vae_checkpoints(cfg: EstimatorsConfig, out_dir: Path, seed: int, device: st
             epochs=cfg.vae_epochs, train_size=cfg.vae_train_size, data_path=cfg.data_path)
         data = load_dsprites(cfg.data_path)
         train_idx = np.sort(np.random.default_rng([seed, 1]).permutation(len(data))[: cfg.vae_train_size])
-        model, history, _ = beta_vae.train_unit(bcfg, data, train_idx, cfg.vae_beta, seed, train_dir, device, progress)
+        run_id = uuid.uuid4().hex[:12] if force else None
+        model, history, _ = beta_vae.train_unit(bcfg, data, train_idx, cfg.vae_beta, seed, train_dir, device, progress,
+                                                run_id=run_id)
         io.save_torch(paths["end"], checkpoint_state(model, beta=cfg.vae_beta, seed=seed,
                                                      step=history[-1]["step"], history=history))
         beta_vae.checkpoint_path(train_dir, cfg.vae_beta, seed, "last").unlink(missing_ok=True)
@@ -304,7 +310,7 @@ def run_vae(cfg: EstimatorsConfig, out_dir: Path, seed: int, device: str, progre
         elbo_rows = pd.read_csv(elbo_csv).to_dict("records")
     done = {(r["stage"], int(r["samples"])) for r in grad_rows}
 
-    checkpoints = _vae_checkpoints(cfg, out_dir, seed, device, progress)
+    checkpoints = _vae_checkpoints(cfg, out_dir, seed, device, progress, force)
     data = load_dsprites(cfg.data_path)
     batch_idx = np.sort(np.random.default_rng([seed, 2]).choice(len(data), cfg.vae_batch, replace=False))
     x = data.batch(batch_idx).to(device)
