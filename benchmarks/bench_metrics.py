@@ -55,3 +55,27 @@ def test_dci_fits(benchmark, setup, n_jobs):
     benchmark.group = "DCI, 2,000 / 1,000 points, GradientBoostingClassifier per factor"
     benchmark.pedantic(dci, args=(codes[:2000], f[:2000], codes[2000:], f[2000:]), kwargs={"n_jobs": n_jobs},
                        rounds=1, iterations=1)
+
+
+def main() -> None:
+    """``python benchmarks/bench_metrics.py [SCALE] [CSV]``: the bench's metric cases side by side
+    at the study's sizes times SCALE (default 1), printed and written to CSV (default
+    bench_metrics.csv), without the rest of ``python -m vaebench bench``."""
+    import sys
+
+    import pandas as pd
+
+    from vaebench.bench.metric_cases import time_cases
+
+    scale = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+    path = sys.argv[2] if len(sys.argv) > 2 else "bench_metrics.csv"
+    rows = pd.DataFrame(time_cases(scale))
+    from vaebench.utils import io
+
+    io.write_csv(path, rows)
+    print(rows[["case", "impl", "seconds", "images", "speedup_vs_straightforward", "beta_vae", "factor_vae"]]
+          .to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

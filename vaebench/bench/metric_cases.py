@@ -65,5 +65,6 @@ def time_cases(scale: float, device: str = "cpu", n_jobs: int = 2, metrics="all"
                      beta_vae=row["beta_vae_eval_accuracy"], factor_vae=row["factor_vae_eval_accuracy"],
                      **{k: v for k, v in row.items() if k.startswith("seconds_")}))
     for r in rows:
-        r.update(model=name, scale=scale, device=device)
+        r.update(model=name, scale=scale, device=device,
+                 speedup_vs_straightforward=rows[0]["seconds"] / r["seconds"] if r["case"] != "suite" else float("nan"))
     return rows

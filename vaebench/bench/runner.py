@@ -197,9 +197,6 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
         from vaebench.bench import metric_cases
 
         metric_rows = metric_cases.time_cases(cfg.metric_scale, device="cpu", metrics=cfg.metric_suite)
-        base = next(r["seconds"] for r in metric_rows if r["impl"] == "straightforward")
-        for r in metric_rows:
-            r["speedup_vs_straightforward"] = base / r["seconds"] if r["case"] != "suite" else float("nan")
         io.write_csv(out_dir / "bench_metrics.csv", pd.DataFrame(metric_rows))
     io.write_csv(out_dir / "bench_bandwidth.csv", pd.DataFrame(bw_rows))
     io.write_json(out_dir / "bench_config.json", dict(profile=profile, config=cfg.__dict__, provenance=provenance()))
