@@ -33,10 +33,38 @@ constexpr double kHalfLog2Pi = 0.918938533204672741780329736406;  // log(2 pi) /
 VB_HD float exp_acc(float x) { return exp_half_f(x + x); }
 VB_HD double exp_acc(double x) { return ::exp(x); }
 
-// log(s) of a positive sum (once per output): float goes through double, whose
-// log is the same IEEE-rounded software routine on both sides.
-VB_HD float log_acc(float s) { return static_cast<float>(::log(static_cast<double>(s))); }
-VB_HD double log_acc(double s) { return ::log(s); }
+VB_HD uint64_t double_bits(double x) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint64_t>(__double_as_longlong(x));
+#else
+  return __builtin_bit_cast(uint64_t, x);
+#endif
+}
+
+VB_HD double bits_double(uint64_t b) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(static_cast<long long>(b));
+#else
+  return __builtin_bit_cast(double, b);
+#endif
+}
+
+// log(s) for a normal positive finite s (the sums here are >= 1: the largest
+// term is exp(0)), in double, once per output. CUDA's log divides through an
+// approximate reciprocal; this uses only exp, +, * (no division): a start
+// from the exponent bits and a cubic in the mantissa (error < 0.15), then four
+// Newton steps on exp(y) = s, y <- y - 1 + s exp(-y) (error e -> e^2 / 2).
+VB_HD double log_pos(double s) {
+  const uint64_t b = double_bits(s);
+  const double e = static_cast<double>(static_cast<int64_t>((b >> 52) & 0x7ff) - 1023);
+  const double f = bits_double((b & ((uint64_t{1} << 52) - 1)) | (uint64_t{1023} << 52)) - 1.0;  // [0, 1)
+  double y = e * 0.693147180559945309417 + f * (1.0 - f * (0.5 - f * (1.0 / 3.0)));
+  for (int k = 0; k < 4; ++k) y = (y - 1.0) + s * ::exp(-y);
+  return y;
+}
+
+VB_HD float log_acc(float s) { return static_cast<float>(log_pos(static_cast<double>(s))); }
+VB_HD double log_acc(double s) { return log_pos(s); }
 
 VB_HD float neg_inf(float) { return -HUGE_VALF; }
 VB_HD double neg_inf(double) { return -HUGE_VAL; }
