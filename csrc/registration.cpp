@@ -17,6 +17,13 @@ TORCH_LIBRARY(vaebench, m) {
   m.def(
       "reparam_kl_backward(Tensor grad_z, Tensor grad_kl, Tensor mu, Tensor logvar, int seed, "
       "int offset) -> (Tensor, Tensor)");
+  // joint[j] = logsumexp_i log N(z[j]; mu[i], diag exp(logvar[i])) and
+  // marginal[j, d] = logsumexp_i log N(z[j, d]; mu[i, d], exp(logvar[i, d])), the Gaussians'
+  // own constants included, none for the mixture (csrc/include/vaebench/gaussian_logdensity.h).
+  m.def("gaussian_logdensity_lse(Tensor z, Tensor mu, Tensor logvar) -> (Tensor, Tensor)");
+  m.def(
+      "gaussian_logdensity_lse_backward(Tensor grad_joint, Tensor grad_marginal, Tensor z, Tensor mu, "
+      "Tensor logvar, Tensor joint, Tensor marginal) -> (Tensor, Tensor, Tensor)");
   // Fills a float32 tensor with the Philox normals at positions [offset, offset + numel).
   m.def("philox_normal_(Tensor(a!) out, int seed, int offset) -> ()");
   // The CPU output cache of the fused ops (csrc/cpu/output_cache.h).

@@ -25,7 +25,7 @@ def test_run_all_writes_tables_figures_report_and_provenance(smoke_run):
         frame = pd.read_csv(smoke_run / name)
         assert len(frame) > 0, name
     bench = pd.read_csv(smoke_run / "bench.csv")
-    assert set(bench.op) == {"reparam_kl", "mig", "train_mlp"} and (bench.median_ms > 0).all()
+    assert set(bench.op) == {"reparam_kl", "mig", "gaussian_logdensity_lse", "train_mlp"} and (bench.median_ms > 0).all()
     train = bench[bench.op == "train_mlp"].set_index("impl")
     assert train.loc["fp32", "speedup_vs_baseline"] == 1.0
     assert {"eager", "fused"} <= set(bench.impl) and {"reference", "vectorized", "fused"} <= set(bench.impl)

@@ -35,7 +35,7 @@ def ptx(request, tmp_path_factory):
 
 
 def test_there_are_cuda_kernels():
-    assert {os.path.basename(p) for p in CU_FILES} >= {"reparam_kl.cu", "mig_histogram.cu"}
+    assert {os.path.basename(p) for p in CU_FILES} >= {"reparam_kl.cu", "mig_histogram.cu", "gaussian_logdensity.cu"}
 
 
 def test_float_arithmetic_is_correctly_rounded_and_uncontracted(ptx):

@@ -3,11 +3,13 @@
 // that tests choose their memory (guard regions, misaligned starts).
 #include <torch/extension.h>
 
+#include "cuda/gaussian_logdensity.h"
 #include "cuda/mig_histogram.h"
 #include "cuda/reparam_kl.h"
 #include "cuda/torch_dtype.h"
 #include "emu/emulator.h"
 #include "emu/selftest_kernels.h"
+#include "gaussian_logdensity_checks.h"
 #include "mig_histogram_checks.h"
 #include "reparam_kl_checks.h"
 
@@ -67,6 +69,50 @@ void philox_normal(const at::Tensor& out, int64_t seed, int64_t offset) {
   check_launch();
 }
 
+// The workspace as the glue allocates it (csrc/cuda/gaussian_logdensity_glue.cpp), in host memory.
+at::Tensor logdensity_workspace(const at::Tensor& z, int64_t M, bool backward) {
+  const size_t bytes = cuda::gaussian_logdensity_workspace_bytes(to_cuda_dtype(z.scalar_type(), "emulated gaussian_logdensity_lse"),
+                                                                 z.size(0), M, z.size(1), backward);
+  return at::empty({static_cast<int64_t>(bytes)}, z.options().dtype(at::kByte));
+}
+
+void gaussian_logdensity_forward(const at::Tensor& z, const at::Tensor& mu, const at::Tensor& logvar,
+                                 const at::Tensor& joint, const at::Tensor& marginal) {
+  check_logdensity_inputs(z, mu, logvar);
+  for (const auto& [t, name] : {std::pair{&z, "z"}, {&mu, "mu"}, {&logvar, "logvar"}}) check_cpu(*t, name);
+  check_out(joint, "joint", {z.size(0)}, z.scalar_type());
+  check_out(marginal, "marginal", z.sizes(), z.scalar_type());
+  if (z.size(0) == 0) return;
+  at::Tensor ws = logdensity_workspace(z, mu.size(0), false);
+  cuda::gaussian_logdensity_forward(to_cuda_dtype(z.scalar_type(), "emulated gaussian_logdensity_lse"), z.const_data_ptr(),
+                                    mu.const_data_ptr(), logvar.const_data_ptr(), joint.mutable_data_ptr(),
+                                    marginal.mutable_data_ptr(), z.size(0), mu.size(0), z.size(1),
+                                    ws.mutable_data_ptr(), nullptr);
+  check_launch();
+}
+
+void gaussian_logdensity_backward(const at::Tensor& grad_joint, const at::Tensor& grad_marginal, const at::Tensor& z,
+                                  const at::Tensor& mu, const at::Tensor& logvar, const at::Tensor& joint,
+                                  const at::Tensor& marginal, const at::Tensor& grad_z, const at::Tensor& grad_mu,
+                                  const at::Tensor& grad_logvar) {
+  check_logdensity_inputs(z, mu, logvar);
+  check_logdensity_backward(grad_joint, grad_marginal, z, joint, marginal);
+  for (const auto& [t, name] : {std::pair{&grad_joint, "grad_joint"}, {&grad_marginal, "grad_marginal"}, {&z, "z"},
+                                {&mu, "mu"}, {&logvar, "logvar"}, {&joint, "joint"}, {&marginal, "marginal"}})
+    check_cpu(*t, name);
+  check_out(grad_z, "grad_z", z.sizes(), z.scalar_type());
+  check_out(grad_mu, "grad_mu", mu.sizes(), z.scalar_type());
+  check_out(grad_logvar, "grad_logvar", mu.sizes(), z.scalar_type());
+  at::Tensor ws = logdensity_workspace(z, mu.size(0), true);
+  cuda::gaussian_logdensity_backward(to_cuda_dtype(z.scalar_type(), "emulated gaussian_logdensity_lse"),
+                                     grad_joint.const_data_ptr(), grad_marginal.const_data_ptr(), z.const_data_ptr(),
+                                     mu.const_data_ptr(), logvar.const_data_ptr(), joint.const_data_ptr(),
+                                     marginal.const_data_ptr(), grad_z.mutable_data_ptr(), grad_mu.mutable_data_ptr(),
+                                     grad_logvar.mutable_data_ptr(), z.size(0), mu.size(0), z.size(1),
+                                     ws.mutable_data_ptr(), nullptr);
+  check_launch();
+}
+
 // As the CUDA glue does it (csrc/cuda/mig_histogram_glue.cpp), on CPU tensors.
 at::Tensor mig_histogram(const at::Tensor& latents_in, const at::Tensor& factors_in, int64_t num_bins,
                          int64_t num_classes) {
@@ -123,6 +169,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("reparam_kl_backward", &vaebench::reparam_kl_backward);
   m.def("philox_normal", &vaebench::philox_normal);
   m.def("mig_histogram", &vaebench::mig_histogram);
+  m.def("gaussian_logdensity_forward", &vaebench::gaussian_logdensity_forward);
+  m.def("gaussian_logdensity_backward", &vaebench::gaussian_logdensity_backward);
   m.def("set_options", &vaebench::set_options, py::arg("max_grid_x") = 0, py::arg("max_grid_y") = 0,
         py::arg("resident_blocks") = 2, py::arg("order_seed") = 1);
   m.def("launches", &vaebench::launches);

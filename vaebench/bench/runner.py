@@ -5,6 +5,9 @@ median and IQR of the wall time, the speedup against the baseline
 implementation of the same row group (``eager`` for reparam+KL, the per-pair
 scikit-learn ``reference`` for MIG), and the fraction of the measured copy
 bandwidth the fused kernel reaches (bytes it must move / time / bandwidth).
+The pairwise Gaussian log-density rows (op ``gaussian_logdensity_lse``, forward + backward,
+``batch`` = B = M components, ``dim`` = D) also carry ``peak_mb``: the extra resident memory of
+one call, measured in a fresh process (``vaebench.bench.logdensity_cases.peak_bytes``).
 The bandwidth itself is in ``bench_bandwidth.csv``, the metric suite's timings (on the CPU) in
 ``bench_metrics.csv``.
 """
@@ -18,14 +21,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from vaebench.bench import reparam_cases, training_cases
+from vaebench.bench import logdensity_cases, reparam_cases, training_cases
 from vaebench.bench.timing import copy_bandwidth, time_call
 from vaebench.experiments.config import config_from_profile
 from vaebench.utils import io
 from vaebench.utils.provenance import device_description, provenance
 
 COLUMNS = ["op", "impl", "device", "mode", "batch", "dim", "n", "factors", "median_ms", "iqr_ms", "repeats",
-           "speedup_vs_baseline", "bytes", "fraction_of_floor"]
+           "speedup_vs_baseline", "bytes", "fraction_of_floor", "peak_mb"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,12 @@ class BenchConfig:
     repeats: int = 7
     reparam_impls: tuple = reparam_cases.IMPLS
     mig_impls: tuple = ("reference", "vectorized", "fused")
+    # B = M of the pairwise Gaussian log-density sweep (D fixed): a small batch, a usual one, and
+    # beta-TCVAE's batch of 2048; eager forms [B, M, D] terms. Peak memory in fresh processes.
+    logdensity_sizes: tuple = (64, 256, 2048)
+    logdensity_dim: int = 10
+    logdensity_impls: tuple = logdensity_cases.IMPLS
+    logdensity_memory: bool = True
     # beta-VAE training steps (batch images each) per speed setting; fp32 is the baseline.
     train_archs: tuple = ("conv", "mlp")
     train_batch: int = 64
@@ -57,7 +66,8 @@ class BenchConfig:
 
 PROFILES = {
     "smoke": BenchConfig(reparam_sizes=((256, 10), (2048, 32)), mig_sizes=(2_000, 20_000), repeats=3,
-                         reparam_impls=("eager", "fused"), train_archs=("mlp",), train_batch=16,
+                         reparam_impls=("eager", "fused"), logdensity_sizes=(64,), logdensity_impls=("eager", "fused"),
+                         logdensity_memory=False, train_archs=("mlp",), train_batch=16,
                          train_settings=("fp32", "bf16"), train_process_settings=("fp32_default_malloc",),
                          metric_scale=0.002, metric_suite="mig,beta_vae,factor_vae,sap"),
     "quick": BenchConfig(),
@@ -96,6 +106,26 @@ def _bench_reparam(cfg: BenchConfig, device: str, bandwidth: float, bar) -> list
                 bar.update()
             _speedups(group, "eager")
             rows += group
+    return rows
+
+
+def _bench_logdensity(cfg: BenchConfig, device: str, bar) -> list[dict]:
+    rows = []
+    d = cfg.logdensity_dim
+    for n in cfg.logdensity_sizes:
+        group = []
+        for impl in cfg.logdensity_impls:
+            case = logdensity_cases.make_case(impl, n, n, d, device=device)
+            # torch.compile compiles on its first calls: more warm-up for it.
+            t = time_call(case, device=device, warmup=3 if impl == "compile" else 2, repeats=cfg.repeats)
+            peak = logdensity_cases.peak_bytes(impl, n, n, d) if cfg.logdensity_memory and device == "cpu" else None
+            group.append(dict(op="gaussian_logdensity_lse", impl=impl, device=device, mode=logdensity_cases.MODE,
+                              batch=n, dim=d, n=n * n * d, factors=np.nan, median_ms=1e3 * t.median_s,
+                              iqr_ms=1e3 * t.iqr_s, repeats=t.repeats, bytes=np.nan, fraction_of_floor=np.nan,
+                              peak_mb=np.nan if peak is None else peak / 2**20))
+            bar.update()
+        _speedups(group, "eager")
+        rows += group
     return rows
 
 
@@ -184,6 +214,7 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
     devices = _devices(device)
     total = len(devices) * (len(reparam_cases.MODES) * len(cfg.reparam_sizes) * len(cfg.reparam_impls)
                             + len(cfg.mig_sizes) * len(cfg.mig_impls)
+                            + len(cfg.logdensity_sizes) * len(cfg.logdensity_impls)
                             + len(cfg.train_archs) * len(cfg.train_settings) + len(cfg.train_process_settings))
     with tqdm(total=total, desc="bench", unit="case", disable=not progress) as bar:
         for dev in devices:
@@ -192,6 +223,7 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
                                 torch_threads=torch.get_num_threads()))
             rows += _bench_reparam(cfg, dev, bandwidth, bar)
             rows += _bench_mig(cfg, dev, bandwidth, bar)
+            rows += _bench_logdensity(cfg, dev, bar)
             rows += _bench_training(cfg, dev, bar)
     if cfg.metric_scale > 0:
         from vaebench.bench import metric_cases

@@ -1,4 +1,5 @@
 """vaebench's fused ops (torch custom ops in ``torch.ops.vaebench``) and their eager references."""
+from vaebench.ops.gaussian_logdensity import gaussian_logdensity_lse, gaussian_logdensity_lse_eager
 from vaebench.ops.output_cache import (
     cpu_output_cache_info,
     cpu_output_cache_limit,
@@ -12,6 +13,8 @@ __all__ = [
     "cpu_output_cache_limit",
     "draw_seed",
     "empty_cpu_output_cache",
+    "gaussian_logdensity_lse",
+    "gaussian_logdensity_lse_eager",
     "philox_normal",
     "reparam_kl",
     "reparam_kl_eager",

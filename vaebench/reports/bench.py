@@ -94,6 +94,19 @@ def summary_markdown(out_dir) -> str:
             for r in mg.sort_values(["n", "impl"]).itertuples():
                 lines.append(f"| {r.n} | {r.impl} | {r.median_ms:.1f} | {r.speedup_vs_baseline:.1f}x |")
             lines.append("")
+        ld = dev[dev.op == "gaussian_logdensity_lse"]
+        if not ld.empty:
+            lines += [f"Pairwise Gaussian log-density + log-sum-exp on {device} (B = M, D = {int(ld.dim.iloc[0])}, forward + "
+                      "backward; peak = extra resident memory of one call, in a fresh process):", "",
+                      "| B = M | impl | median ms | speedup vs eager | peak MB | memory vs eager |", "|---|---|---|---|---|---|"]
+            for b, g in ld.groupby("batch"):
+                eager_peak = g.loc[g.impl == "eager", "peak_mb"]
+                for r in g.itertuples():
+                    peak = "" if pd.isna(r.peak_mb) else f"{r.peak_mb:.1f}"
+                    ratio = (f"{eager_peak.iloc[0] / r.peak_mb:.0f}x less" if len(eager_peak) and not pd.isna(r.peak_mb)
+                             and r.peak_mb > 0 and r.impl != "eager" else "")
+                    lines.append(f"| {b} | {r.impl} | {r.median_ms:.2f} | {r.speedup_vs_baseline:.1f}x | {peak} | {ratio} |")
+            lines.append("")
         tr = dev[dev.op.str.startswith("train_")]
         if not tr.empty:
             lines += [f"beta-VAE training step on {device} (batch {int(tr.batch.iloc[0])}, Adam, fused reparam+KL), "
