@@ -103,3 +103,11 @@ def test_rank_correlation_of_metrics_that_agree_is_one():
                           "irs": [0.9, 0.8, 0.7, 0.6]})
     corr = metrics_report.rank_correlation(table)
     assert corr.loc["mig", "sap"] == pytest.approx(1.0) and corr.loc["mig", "irs"] == pytest.approx(-1.0)
+
+
+def test_evaluate_scores_chen_mig_when_named(run_dir, tmp_path):
+    table = evaluate.score_models([run_dir], size=600, metrics="mig,mig_chen", scale=0.01, progress=False)
+    assert list(table["mig_chen_samples"]) == [100, 100]
+    assert table["mig_chen"].between(0.0, 1.0).all() and "chen_gap_shape" not in table  # shape left out
+    assert {"chen_gap_scale", "chen_gap_orientation", "chen_gap_posX", "chen_gap_posY"} <= set(table)
+    assert "dci_disentanglement" not in table  # named metrics only

@@ -174,5 +174,7 @@ def test_suite_on_a_model_over_the_renderer():
 def test_the_cli_lists_the_suites_metrics():
     from vaebench.cli import METRIC_NAMES
     from vaebench.metrics import METRICS
+    from vaebench.metrics.suite import OPTIONAL
 
-    assert METRIC_NAMES == METRICS
+    assert METRIC_NAMES == METRICS + OPTIONAL
+    assert "mig_chen" not in parse_metrics("all") and parse_metrics("mig_chen,mig") == ("mig", "mig_chen")
