@@ -41,9 +41,11 @@ def representation(model, data, *, device: str = "cpu", precision: str = "fp32")
 
 
 @torch.inference_mode()
-def posteriors(model, data, *, device: str = "cpu", precision: str = "fp32", batch: int = 64) -> tuple:
-    """Encoder means and log-variances, float32 ``[len(data), D]`` each, of every grid image."""
+def posteriors(model, data, *, device: str = "cpu", precision: str = "fp32") -> tuple:
+    """Encoder means and log-variances, float32 ``[len(data), D]`` each, of every grid image
+    (batches as ``representation`` picks them)."""
     conv = model.config.arch == "conv"
+    batch = 64 if conv and device == "cpu" else 1024
     mus, lvs = [], []
     for start in range(0, len(data), batch):
         x = training.prepare_input(data.batch(np.arange(start, min(start + batch, len(data)))).to(device),
