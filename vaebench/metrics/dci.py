@@ -13,8 +13,7 @@ informativeness = the mean classification accuracy over factors, on train and on
 
 The factors' fits are independent, so they run in ``n_jobs`` processes (largest first); each is
 seeded (``random_state=seed + k``, the reference leaves it unseeded), so the result does not depend
-on ``n_jobs``. ``fast=True`` swaps in ``HistGradientBoostingClassifier`` (binned, multi-threaded):
-not the reference's model, its agreement with the default is measured in the README.
+on ``n_jobs``.
 """
 from __future__ import annotations
 
@@ -65,32 +64,21 @@ def completeness(importance: np.ndarray) -> float:
     return _weighted_specificity(importance, axis=0)
 
 
-def fit_factor(x_train, y_train, x_test, y_test, seed: int, fast: bool) -> tuple[np.ndarray, float, float]:
+def fit_factor(x_train, y_train, x_test, y_test, seed: int) -> tuple[np.ndarray, float, float]:
     """One factor's classifier: (importance [D], train accuracy, test accuracy)."""
-    if fast:
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        from sklearn.inspection import permutation_importance
+    from sklearn.ensemble import GradientBoostingClassifier
 
-        model = HistGradientBoostingClassifier(random_state=seed).fit(x_train, y_train)
-        # HistGradientBoosting has no impurity importances; permutation importance on the train points
-        importance = permutation_importance(model, x_train, y_train, n_repeats=3, random_state=seed,
-                                            scoring="accuracy").importances_mean.clip(min=0.0)
-    else:
-        from sklearn.ensemble import GradientBoostingClassifier
-
-        model = GradientBoostingClassifier(random_state=seed).fit(x_train, y_train)
-        importance = np.abs(model.feature_importances_)
-    return (importance, float(np.mean(model.predict(x_train) == y_train)),
+    model = GradientBoostingClassifier(random_state=seed).fit(x_train, y_train)
+    return (np.abs(model.feature_importances_), float(np.mean(model.predict(x_train) == y_train)),
             float(np.mean(model.predict(x_test) == y_test)))
 
 
-def dci(codes_train, factors_train, codes_test, factors_test, *, seed: int = 0, fast: bool = False,
-        n_jobs: int = 1) -> DCIResult:
+def dci(codes_train, factors_train, codes_test, factors_test, *, seed: int = 0, n_jobs: int = 1) -> DCIResult:
     """DCI of codes ``[N, D]`` with factor classes ``[N, K]`` (train split fits, test split scores)."""
     ctr, ftr, cte, fte = _inputs.split("dci", codes_train, factors_train, codes_test, factors_test)
     k = ftr.shape[1]
     # Work grows with the number of classes (one tree per class and stage): largest first.
-    jobs = [(fit_factor, (ctr, ftr[:, i], cte, fte[:, i], seed + i, fast)) for i in range(k)]
+    jobs = [(fit_factor, (ctr, ftr[:, i], cte, fte[:, i], seed + i)) for i in range(k)]
     sizes = [len(np.unique(ftr[:, i])) for i in range(k)]
     fits = run_jobs(jobs, n_jobs=n_jobs, cost=sizes)
     importance = np.stack([f[0] for f in fits], axis=1)

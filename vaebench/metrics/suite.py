@@ -89,7 +89,7 @@ def parse_metrics(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def score_suite(encode, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes(), metrics=METRICS,
-                n_jobs: int = 2, fast_dci: bool = False, mig_indices: np.ndarray | None = None) -> dict:
+                n_jobs: int = 2, mig_indices: np.ndarray | None = None) -> dict:
     """One flat row of scores (columns named after the metric: ``mig``, ``beta_vae_*``,
     ``factor_vae_*``, ``dci_*``, ``sap``, ``modularity``, ``explicitness_*``, ...) of ``encode``
     (images -> codes, or a ``Representation``) on ``data``, plus ``seconds_<metric>``.
@@ -140,7 +140,7 @@ def score_suite(encode, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes()
 
     def do_dci(row):
         c_train, c_test = codes()
-        r = dci(c_train, f_train, c_test, f_test, seed=seed, fast=fast_dci, n_jobs=n_jobs)
+        r = dci(c_train, f_train, c_test, f_test, seed=seed, n_jobs=n_jobs)
         row.update(dci_disentanglement=r.disentanglement, dci_completeness=r.completeness,
                    dci_informativeness_train=r.informativeness_train, dci_informativeness_test=r.informativeness_test)
         row.update({f"dci_accuracy_{n}": float(a) for n, a in zip(names, r.accuracy_test)})
