@@ -27,6 +27,7 @@
 #include <cstddef>
 
 #include "gaussian_logdensity.h"
+#include "accumulate.h"
 #include "launch.h"
 #include "vaebench/gaussian_logdensity.h"
 
@@ -40,21 +41,6 @@ constexpr int64_t kTargetThreads = 1 << 17;  // enough to fill a large GPU
 constexpr int64_t kMinSegment = 16;    // pairs per thread, at least
 constexpr int64_t kMaxBlocks = 65535 * 8;
 
-template <typename S> struct AccOf { using type = float; };
-template <> struct AccOf<double> { using type = double; };
-
-__device__ __forceinline__ float to_acc(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_acc(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_acc(float x) { return x; }
-__device__ __forceinline__ double to_acc(double x) { return x; }
-
-template <typename S> __device__ __forceinline__ S from_acc(typename AccOf<S>::type x);
-template <> __device__ __forceinline__ __half from_acc<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-template <> __device__ __forceinline__ float from_acc<float>(float x) { return x; }
-template <> __device__ __forceinline__ double from_acc<double>(double x) { return x; }
-
-__host__ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 __host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The split of `other` indices into segments for `rows * chunks` threads each.
