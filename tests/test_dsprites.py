@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from vaebench.data import DSprites, DSpritesFileError, load_dsprites
+from vaebench.data import calibration
 from vaebench.data import dsprites as ds_mod
 from vaebench.data import render as R
 
@@ -265,7 +266,7 @@ needs_gif = pytest.mark.skipif(not GIF.is_file(), reason=f"real dSprites frames 
 
 
 def test_gif_frame_factors_are_one_factor_traversals():
-    c = R.gif_frame_factors()
+    c = calibration.gif_frame_factors()
     assert c.shape == (320, 6) and c.dtype == np.int64
     assert np.all(c >= 0) and np.all(c < np.array(SIZES))
     changed = (np.diff(c, axis=0) != 0).sum(axis=1)
@@ -276,9 +277,9 @@ def test_gif_frame_factors_are_one_factor_traversals():
 
 @needs_gif
 def test_renderer_reproduces_real_frames_exactly():
-    frames = R.load_gif_frames(GIF)
+    frames = calibration.load_gif_frames(GIF)
     assert frames.shape == (320, 64, 64)
-    m = R.match_frames(frames, R.gif_frame_factors(), best=False)
+    m = calibration.match_frames(frames, calibration.gif_frame_factors(), best=False)
     inexact = np.flatnonzero(~m["exact"])
     assert inexact.size == 0, (f"{inexact.size}/320 frames not reproduced exactly: {inexact.tolist()}; "
                                f"IoU min {m['iou'].min():.4f}")
@@ -287,8 +288,8 @@ def test_renderer_reproduces_real_frames_exactly():
 @needs_gif
 def test_best_grid_match_of_real_frames():
     # The whole-grid search used for calibration: a few frames of each shape, found exactly.
-    frames = R.load_gif_frames(GIF)[[3, 40, 100, 200, 230, 290]]
-    m = R.match_frames(frames)
+    frames = calibration.load_gif_frames(GIF)[[3, 40, 100, 200, 230, 290]]
+    m = calibration.match_frames(frames)
     np.testing.assert_array_equal(m["best_iou"], 1.0)
 
 

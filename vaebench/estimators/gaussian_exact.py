@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from vaebench.estimators import measure_valued
-from vaebench.estimators.gaussian_toy import f as cost_fn
+from vaebench.estimators.gaussian_costs import f as cost_fn
 
 COSTS = ("square", "gauss", "cos")
 ESTIMATORS = ("pathwise", "score", "score_baseline", "measure_valued")

@@ -15,21 +15,12 @@ import math
 import numpy as np
 import torch
 
+from vaebench.estimators import gaussian_exact, measure_valued
 from vaebench.estimators.common import ema_weights, loo_baseline
+from vaebench.estimators.gaussian_costs import FUNCTIONS, f
 
-FUNCTIONS = ("square", "gauss", "cos")
 ESTIMATORS = ("score", "score_baseline", "reparam", "measure_valued")
 PARAMS = ("mu", "sigma")
-
-
-def f(name: str, z: torch.Tensor, k: float) -> torch.Tensor:
-    if name == "square":
-        return (z - k) ** 2
-    if name == "gauss":
-        return torch.exp(-k * z**2)
-    if name == "cos":
-        return torch.cos(k * z)
-    raise ValueError(f"function must be one of {FUNCTIONS}, got {name!r}")
 
 
 def expectation(name: str, mu, sigma, k: float):
@@ -113,8 +104,6 @@ def estimate(
     if estimator == "score":
         return score_function(name, mu, sigma, k, eps)
     if estimator == "measure_valued":
-        from vaebench.estimators import measure_valued
-
         return measure_valued.estimate(lambda z: f(name, z, k), mu, sigma, replicates, samples, generator)
     if estimator == "score_baseline":
         if samples >= 2:
@@ -149,8 +138,6 @@ def single_draw_variance(estimator: str, name: str, mu: float, sigma: float, k: 
     elif estimator == "score_baseline":
         return float("nan"), float("nan")
     elif estimator == "measure_valued":
-        from vaebench.estimators import gaussian_exact
-
         return gaussian_exact.single_sample_variance("measure_valued", name, k, mu, sigma)
     else:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
