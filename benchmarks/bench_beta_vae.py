@@ -1,5 +1,6 @@
 """pytest-benchmark: one beta-VAE training step (forward, backward, Adam) with the fused
-reparam+KL op vs the eager reference on the same Philox noise, per architecture.
+reparam+KL op vs the eager reference on the same Philox noise, per architecture; and one step of
+every method on the conv model (what each method's own terms cost beside the shared pass).
 
 Run: ``pytest benchmarks/bench_beta_vae.py --benchmark-only --benchmark-group-by=param:arch,param:device``.
 The reparam+KL itself is a small part of a step: this shows what the fused op buys end to end.
@@ -8,8 +9,9 @@ import pytest
 import torch
 
 from vaebench.bench import training_cases
-from vaebench.experiments.beta_vae import train_step
+from vaebench.methods import METHODS, MethodSetup, make_method
 from vaebench.models import VAE
+from vaebench.training.loop import train_step
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -22,10 +24,27 @@ def test_train_step(benchmark, impl, arch, device):
     model = VAE(arch=arch, latent_dim=10).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = (torch.rand(64, 1, 64, 64, device=device) < 0.1).float()
-    state = {"offset": 0}
+    _bench_steps(benchmark, model, opt, "beta_vae", 4.0, x, impl, device)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_method_step(benchmark, method):
+    torch.manual_seed(0)
+    model = VAE(arch="conv", latent_dim=10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = (torch.rand(64, 1, 64, 64) < 0.1).float()
+    _bench_steps(benchmark, model, opt, method, METHODS[method].study_values[2], x, "fused", "cpu")
+
+
+def _bench_steps(benchmark, model, opt, name, value, x, impl, device):
+    method = make_method(name, value, MethodSetup(total_steps=10_000, data_size=737_280, latent_dim=model.latent_dim,
+                                                  seed=0, device=device))
+    state = {"offset": 0, "step": 0}
 
     def step():
-        _, state["offset"] = train_step(model, opt, x, 4.0, impl=impl, seed=1, offset=state["offset"])
+        *_, state["offset"] = train_step(model, opt, method, x, state["step"], impl=impl, seed=1,
+                                         offset=state["offset"])
+        state["step"] += 1
         if device == "cuda":
             torch.cuda.synchronize()
 

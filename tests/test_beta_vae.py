@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from vaebench.experiments import beta_vae as bv
+from vaebench.methods import BetaVAE, MethodSetup
 from vaebench.models import VAE, load_vae
 from vaebench.reports import beta_vae as report
+from vaebench.training import loop
 
 FACTORS = ["shape", "scale", "orientation", "posX", "posY"]
 MIG_COLUMNS = ["beta", "seed", "mig"] + [f"gap_{f}" for f in FACTORS] + ["recon", "kl", "active_dims"]
@@ -86,7 +88,7 @@ def test_second_run_does_not_retrain(smoke_dir, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("a finished model was trained again")
 
-    monkeypatch.setattr(bv, "train_step", fail)
+    monkeypatch.setattr(loop, "train_step", fail)
     bv.run(smoke_dir, "smoke", progress=False)
     assert {p: p.stat().st_mtime_ns for p in ends} == before
     assert (smoke_dir / "beta_vae_mig.csv").read_text() == csv_before
@@ -96,7 +98,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     small = dict(betas=(4.0,), epochs=3, train_size=256, eval_size=256, pca_points=64)
     bv.run(tmp_path / "straight", "smoke", progress=False, **small)
 
-    real_step, calls = bv.train_step, {"n": 0}
+    real_step, calls = loop.train_step, {"n": 0}
 
     def counting_step(*args, **kwargs):
         calls["n"] += 1
@@ -104,7 +106,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(bv, "train_step", counting_step)
+    monkeypatch.setattr(loop, "train_step", counting_step)
     with pytest.raises(KeyboardInterrupt):
         bv.run(tmp_path / "resumed", "smoke", progress=False, **small)
     assert bv.checkpoint_path(tmp_path / "resumed", 4.0, 0, "last").exists()
@@ -133,13 +135,14 @@ def test_fused_and_eager_training_steps_agree():
     models["eager"].load_state_dict(models["fused"].state_dict())
     opts = {impl: torch.optim.Adam(m.parameters(), lr=1e-3) for impl, m in models.items()}
     offsets = {impl: 0 for impl in models}
-    for _ in range(3):
-        terms = {}
+    method = BetaVAE(4.0, MethodSetup(total_steps=3, data_size=32, latent_dim=6, seed=0))
+    for step in range(3):
+        losses, passes = {}, {}
         for impl in models:
-            terms[impl], offsets[impl] = bv.train_step(models[impl], opts[impl], x, 4.0, impl=impl, seed=7,
-                                                      offset=offsets[impl])
-        torch.testing.assert_close(terms["fused"].loss, terms["eager"].loss, rtol=1e-5, atol=1e-3)
-        torch.testing.assert_close(terms["fused"].kl, terms["eager"].kl, rtol=1e-5, atol=1e-5)
+            losses[impl], passes[impl], _, offsets[impl] = loop.train_step(models[impl], opts[impl], method, x, step,
+                                                                           impl=impl, seed=7, offset=offsets[impl])
+        torch.testing.assert_close(losses["fused"], losses["eager"], rtol=1e-5, atol=1e-3)
+        torch.testing.assert_close(passes["fused"].kl, passes["eager"].kl, rtol=1e-5, atol=1e-5)
         for pf, pe in zip(models["fused"].parameters(), models["eager"].parameters()):
             torch.testing.assert_close(pf.grad, pe.grad, rtol=1e-4, atol=1e-5)
             torch.testing.assert_close(pf, pe, rtol=1e-5, atol=1e-6)
@@ -166,7 +169,7 @@ def test_betas_in_another_order_resume_the_same_units(smoke_dir, tmp_path, monke
     shutil.copytree(smoke_dir, out)
     before = pd.read_csv(out / "beta_vae_mig.csv").sort_values("beta").reset_index(drop=True)
     # Every unit is finished, so nothing may train again.
-    monkeypatch.setattr(bv, "train_unit", lambda *a, **k: pytest.fail("a finished unit was trained again"))
+    monkeypatch.setattr(loop, "train", lambda *a, **k: pytest.fail("a finished unit was trained again"))
     bv.run(out, "smoke", progress=False, betas="8,1,4")
     after = pd.read_csv(out / "beta_vae_mig.csv").sort_values("beta").reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
@@ -175,9 +178,9 @@ def test_betas_in_another_order_resume_the_same_units(smoke_dir, tmp_path, monke
 def test_a_results_folder_grows_by_new_betas_and_seeds_only(smoke_dir, tmp_path, monkeypatch):
     out = tmp_path / "grown"
     shutil.copytree(smoke_dir, out)
-    trained, train_unit = [], bv.train_unit
-    monkeypatch.setattr(bv, "train_unit", lambda cfg, data, idx, beta, seed, *a, **k: (
-        trained.append((beta, seed)), train_unit(cfg, data, idx, beta, seed, *a, **k))[1])
+    trained, train = [], loop.train
+    monkeypatch.setattr(loop, "train", lambda cfg, method, data, idx, seed, files, keys, *a, **k: (
+        trained.append((keys["beta"], seed)), train(cfg, method, data, idx, seed, files, keys, *a, **k))[1])
     bv.run(out, "smoke", progress=False, betas="1,2,4,8", num_seeds=2)
     assert sorted(trained) == [(1.0, 1), (2.0, 0), (2.0, 1), (4.0, 1), (8.0, 1)]  # only the new units
     mig = pd.read_csv(out / "beta_vae_mig.csv")

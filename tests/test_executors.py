@@ -15,6 +15,8 @@ import torch
 from vaebench import executors
 from vaebench.cli import main
 from vaebench.experiments import beta_vae as bv
+from vaebench.experiments import grid
+from vaebench.training import loop
 
 TINY = dict(betas=(1.0, 4.0, 8.0), epochs=2, train_size=256, eval_size=256, pca_points=64, trajectory_every=4,
             trajectory_size=256)
@@ -40,13 +42,13 @@ def test_fault_plan_parses_names_and_attempts():
 
 def test_failing_unit_is_retried_reported_and_a_rerun_finishes_only_it(tmp_path, monkeypatch, capsys):
     trained = []
-    real = bv.train_unit
+    real = loop.train
 
-    def recording(cfg, data, train_idx, beta, seed, *args, **kwargs):
-        trained.append((beta, seed))
-        return real(cfg, data, train_idx, beta, seed, *args, **kwargs)
+    def recording(cfg, method, data, train_idx, seed, files, keys, *args, **kwargs):
+        trained.append((keys["beta"], seed))
+        return real(cfg, method, data, train_idx, seed, files, keys, *args, **kwargs)
 
-    monkeypatch.setattr(bv, "train_unit", recording)
+    monkeypatch.setattr(loop, "train", recording)
     monkeypatch.setenv(executors.FAULT_ENV, "beta1_seed0:1,beta8_seed0")  # once; every attempt
     with pytest.raises(executors.UnitsFailed) as e:
         bv.run(tmp_path, "smoke", progress=False, executor=executors.make_executor("local", max_retries=2), **TINY)
@@ -73,16 +75,16 @@ def test_failing_unit_is_retried_reported_and_a_rerun_finishes_only_it(tmp_path,
 
 def test_a_unit_does_not_depend_on_what_ran_before_it_in_the_process(tmp_path):
     cfg = bv.make_config("smoke", **TINY)
-    setup = bv.RunSetup(cfg, 0)
+    setup = grid.RunSetup(cfg, 0)
     unit = bv.Unit(4.0, 0)
     torch.manual_seed(123)
     np.random.seed(5)
-    alone = bv.run_unit(setup, unit, tmp_path / "alone")
+    alone = grid.run_unit(setup, unit, tmp_path / "alone")
     # Another unit first, then the global RNGs moved on.
-    bv.run_unit(setup, bv.Unit(8.0, 0), tmp_path / "after")
+    grid.run_unit(setup, bv.Unit(8.0, 0), tmp_path / "after")
     torch.rand(1000)
     np.random.rand(10)
-    after = bv.run_unit(setup, unit, tmp_path / "after")
+    after = grid.run_unit(setup, unit, tmp_path / "after")
 
     def same(a, b):  # frames: the trajectory's first row has NaN recon/kl
         a, b = pd.DataFrame(a), pd.DataFrame(b)

@@ -10,6 +10,7 @@ import torch
 from vaebench import executors
 from vaebench.cli import main
 from vaebench.experiments import beta_vae as bv
+from vaebench.training import loop
 from vaebench.utils import io
 
 TINY = dict(betas=(1.0, 4.0, 8.0), epochs=2, train_size=256, eval_size=256, pca_points=64, trajectory_every=4,
@@ -47,13 +48,13 @@ def straight(tmp_path_factory):
 @pytest.fixture
 def trained(monkeypatch):
     """The (beta, seed) units that train in this process, in order."""
-    units, real = [], bv.train_unit
+    units, real = [], loop.train
 
-    def recording(cfg, data, train_idx, beta, seed, *args, **kwargs):
-        units.append((beta, seed))
-        return real(cfg, data, train_idx, beta, seed, *args, **kwargs)
+    def recording(cfg, method, data, train_idx, seed, files, keys, *args, **kwargs):
+        units.append((keys["beta"], seed))
+        return real(cfg, method, data, train_idx, seed, files, keys, *args, **kwargs)
 
-    monkeypatch.setattr(bv, "train_unit", recording)
+    monkeypatch.setattr(loop, "train", recording)
     return units
 
 
@@ -147,14 +148,14 @@ def test_force_on_the_command_line_replaces_exported_models(tmp_path):
 
 
 def test_ctrl_c_exits_130_and_says_what_was_kept(tmp_path, monkeypatch, capfd):
-    real = bv.train_unit
+    real = loop.train
 
-    def interrupted(cfg, data, train_idx, beta, *args, **kwargs):
-        if beta == 4.0:
+    def interrupted(cfg, method, *args, **kwargs):
+        if method.value == 4.0:
             raise KeyboardInterrupt
-        return real(cfg, data, train_idx, beta, *args, **kwargs)
+        return real(cfg, method, *args, **kwargs)
 
-    monkeypatch.setattr(bv, "train_unit", interrupted)
+    monkeypatch.setattr(loop, "train", interrupted)
     with pytest.raises(SystemExit) as e:
         main(["run", "beta-vae", "--profile", "smoke", "--out", str(tmp_path), "--no-progress", "--set", "epochs=1",
               "--set", "train_size=128", "--set", "eval_size=128", "--set", "pca_points=32",
@@ -198,8 +199,8 @@ def test_force_retrains_the_estimator_experiments_vae(tmp_path, monkeypatch):
     from vaebench.experiments import beta_vae, estimators
 
     calls = []
-    real = beta_vae.train_unit
-    monkeypatch.setattr(beta_vae, "train_unit", lambda *a, **k: calls.append(k.get("run_id")) or real(*a, **k))
+    real = loop.train
+    monkeypatch.setattr(loop, "train", lambda *a, **k: calls.append(k.get("run_id")) or real(*a, **k))
     estimators.run(tmp_path, "smoke", progress=False, parts=("vae",))
     end = next((tmp_path / "estimators_vae").rglob("*_end.pt"))
     first = end.read_bytes()

@@ -9,8 +9,9 @@ import torch
 
 from vaebench.data.dsprites import ENV_VAR
 from vaebench.experiments import beta_vae as bv
-from vaebench.experiments import training
+from vaebench.experiments import grid
 from vaebench.models import load_vae
+from vaebench.models import precision as training
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "cpu"
 pytestmark = pytest.mark.skipif(not (REFERENCE / "models").is_dir(), reason="no committed cpu reference")
@@ -26,7 +27,7 @@ def test_a_committed_model_rescores_to_the_final_mig_its_run_recorded(tag, monke
     assert recorded["step"] == state["step"] == state["metrics"]["steps"]
     cfg = bv.make_config("cpu")
     run = json.loads((REFERENCE / "beta_vae_config.json").read_text())
-    probe = bv.unit_context(bv.RunSetup(cfg, run["seeds"][0]), "cpu").probe
+    probe = grid.unit_context(grid.RunSetup(cfg, run["seeds"][0]), "cpu").probe
     model = training.prepare_model(load_vae(state), cfg.arch, cfg.channels_last)  # as it was trained
     keys = ["mig", "active_dims"] + [k for k in recorded if k.startswith("gap_")]
     if training.bf16_supported("cpu"):  # the run's precision: the very same numbers
@@ -45,7 +46,7 @@ def test_a_committed_model_rescores_to_the_final_mig_its_run_recorded(tag, monke
 
 def test_the_committed_folder_counts_every_unit_as_finished():
     # It predates run ids: its files and its config record none, and so they match.
-    setup = bv.RunSetup(bv.make_config("cpu"), 0)
+    setup = grid.RunSetup(bv.make_config("cpu"), 0)
     assert json.loads((REFERENCE / "beta_vae_config.json").read_text()).get("run_id") is None
     for unit in bv.units(setup.cfg, [0, 1, 2]):
-        assert bv.load_finished(setup, unit, REFERENCE) is not None, unit
+        assert grid.load_finished(setup, unit, REFERENCE) is not None, unit

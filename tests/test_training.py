@@ -9,9 +9,13 @@ import torch
 
 from vaebench.cli import main
 from vaebench.experiments import beta_vae as bv
-from vaebench.experiments import evaluate, training
+from vaebench.experiments import evaluate, grid
+from vaebench.methods import BetaVAE, MethodSetup
 from vaebench.metrics import mig_reference
 from vaebench.models import VAE, load_vae
+from vaebench.models import precision as training
+from vaebench.training import evaluation, loop
+from vaebench.training.prefetch import Prefetcher
 
 TINY = dict(betas=(4.0,), train_size=256, eval_size=256, pca_points=64, trajectory_every=3, trajectory_size=300)
 
@@ -37,12 +41,13 @@ def test_bf16_step_computes_the_fp32_loss_to_bf16_accuracy():
     x = (torch.rand(16, 1, 64, 64, generator=torch.Generator().manual_seed(1)) < 0.15).float()
     models = {p: VAE(arch="conv", latent_dim=6) for p in ("fp32", "bf16")}
     models["bf16"].load_state_dict(models["fp32"].state_dict())
-    terms = {}
+    terms, losses = {}, {}
+    method = BetaVAE(4.0, MethodSetup(total_steps=1, data_size=16, latent_dim=6, seed=0))
     for p, m in models.items():
         opt = torch.optim.Adam(m.parameters(), lr=1e-4)
-        terms[p], _ = bv.train_step(m, opt, x, 4.0, impl="fused", seed=3, offset=0, precision=p)
+        losses[p], terms[p], _, _ = loop.train_step(m, opt, method, x, 0, impl="fused", seed=3, offset=0, precision=p)
     # The loss terms are float32 in both (widened before the KL and BCE sums).
-    assert terms["bf16"].loss.dtype == terms["bf16"].kl.dtype == torch.float32
+    assert losses["bf16"].dtype == terms["bf16"].kl.dtype == torch.float32
     # bf16 keeps 8 mantissa bits: per-pixel logits within ~2^-8 relative, so the 4,096-pixel
     # BCE sum agrees to well under a percent.
     torch.testing.assert_close(terms["bf16"].recon, terms["fp32"].recon, rtol=1e-2, atol=0)
@@ -50,7 +55,7 @@ def test_bf16_step_computes_the_fp32_loss_to_bf16_accuracy():
 
 
 def test_prefetcher_yields_in_order_and_raises_at_the_failing_item():
-    with training.Prefetcher(lambda i: i * i, 2, 7) as it:
+    with Prefetcher(lambda i: i * i, 2, 7) as it:
         assert list(it) == [4, 9, 16, 25, 36]
 
     def make(i):
@@ -58,7 +63,7 @@ def test_prefetcher_yields_in_order_and_raises_at_the_failing_item():
             raise RuntimeError("bad batch 3")
         return i
 
-    with training.Prefetcher(make, 0, 10) as it:
+    with Prefetcher(make, 0, 10) as it:
         assert next(it) == 0 and next(it) == 1 and next(it) == 2
         with pytest.raises(RuntimeError, match="bad batch 3"):
             next(it)
@@ -81,11 +86,11 @@ def test_trajectory_rows_and_resume_without_duplicates(tmp_path, monkeypatch):
 
     data = DSprites()
     idx = np.random.default_rng([0, 1]).choice(len(data), size=cfg.trajectory_size, replace=False)
-    means = bv.encode_means(model, data, idx, precision=training.resolve_precision(cfg.precision))
+    means = evaluation.encode_means(model, data, idx, precision=training.resolve_precision(cfg.precision))
     ref = mig_reference(means, data.index_to_factors(idx)[:, 1:], num_bins=cfg.num_bins)
     assert straight["mig"].iloc[-1] == pytest.approx(ref.score, abs=1e-12)
 
-    real_step, calls = bv.train_step, {"n": 0}
+    real_step, calls = loop.train_step, {"n": 0}
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -93,7 +98,7 @@ def test_trajectory_rows_and_resume_without_duplicates(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(bv, "train_step", interrupted)
+    monkeypatch.setattr(loop, "train_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
         bv.run(tmp_path / "resumed", "smoke", progress=False, **TINY)
     partial = pd.read_csv(tmp_path / "resumed" / "beta_vae_trajectory.csv")
@@ -133,7 +138,7 @@ def test_exported_models_rescore_to_the_runs_numbers(tmp_path, capsys):
 
     data = DSprites()
     idx = np.random.default_rng(3).choice(len(data), 500, replace=False)
-    means = bv.encode_means(end, data, idx)
+    means = evaluation.encode_means(end, data, idx)
     ref = mig_reference(means, data.index_to_factors(idx)[:, 1:], num_bins=20)
     assert table["mig"].iloc[0] == pytest.approx(ref.score, abs=1e-12)
 
@@ -186,7 +191,7 @@ REFERENCE = Path(__file__).resolve().parents[1] / "results" / "cpu"
 def test_committed_cpu_reference_is_the_profile_and_resumes_with_it():
     # `run beta-vae --profile cpu --out results/cpu` must extend the committed reference, not refuse it.
     cfg = bv.make_config("cpu")
-    bv._check_config_file(REFERENCE, cfg, list(range(cfg.num_seeds)), force=False)
+    grid.check_config_file(REFERENCE, cfg, list(range(cfg.num_seeds)), force=False, name="beta_vae")
     for path in sorted((REFERENCE / "models").glob("*.pt")):
         model = load_vae(path)
         assert model.config == cfg.model_config() and path.stem.startswith("beta")

@@ -36,7 +36,7 @@ PROCESS_SETTINGS = {
 
 
 def available(setting: str, device: str) -> bool:
-    from vaebench.experiments.training import bf16_supported
+    from vaebench.models.precision import bf16_supported
 
     setting = PROCESS_SETTINGS[setting][0] if setting in PROCESS_SETTINGS else setting
     return SETTINGS[setting][0] == "fp32" or bf16_supported(device)
@@ -45,22 +45,25 @@ def available(setting: str, device: str) -> bool:
 def make_case(setting: str, arch: str, batch: int, device: str = "cpu", latent_dim: int = 10) -> Callable[[], object]:
     """A zero-argument callable doing one training step; each call continues the noise stream."""
     from vaebench.experiments import beta_vae as bv
-    from vaebench.experiments import training
+    from vaebench.methods import BetaVAE, MethodSetup
+    from vaebench.models import precision as prec
+    from vaebench.training import loop
 
     precision, channels_last, compile_ = SETTINGS[setting]
     cfg = bv.make_config("paper", arch=arch, latent_dim=latent_dim, batch_size=batch, precision=precision,
                          channels_last=channels_last, compile=compile_)
-    model = bv.build_model(cfg, seed=0, device=device)
-    optimizer = bv.make_optimizer(model, cfg)
+    model = loop.build_model(cfg, seed=0, device=device)
+    optimizer = loop.make_optimizer(model, cfg)
+    method = BetaVAE(4.0, MethodSetup(total_steps=1, data_size=batch, latent_dim=latent_dim, seed=0))
     g = torch.Generator().manual_seed(batch)
-    x = training.prepare_input((torch.rand(batch, 1, 64, 64, generator=g) < 0.1).float().to(device), arch,
-                               channels_last)
-    resolved = training.resolve_precision(precision, device)
+    x = prec.prepare_input((torch.rand(batch, 1, 64, 64, generator=g) < 0.1).float().to(device), arch,
+                           channels_last)
+    resolved = prec.resolve_precision(precision, device)
     state = {"offset": 0}
 
     def step():
-        _, state["offset"] = bv.train_step(model, optimizer, x, 4.0, impl="fused", seed=1, offset=state["offset"],
-                                           precision=resolved)
+        *_, state["offset"] = loop.train_step(model, optimizer, method, x, 0, impl="fused", seed=1,
+                                              offset=state["offset"], precision=resolved)
 
     return step
 

@@ -8,7 +8,7 @@ Parts (each a resumable unit writing its CSVs into ``out_dir``):
    SGD step and chain, every estimator from the same start.
 2. ``gaussian``: d/d(mu, sigma) E_{N(mu, sigma)}[f] for f = (z-k)^2, exp(-k z^2), cos(k z)
    as k and sigma vary (Mohamed et al. 2020). ``estimators_gaussian.csv``.
-3-4. ``vae``: a small beta-VAE trained here with ``beta_vae.train_unit`` (or a given
+3-4. ``vae``: a small beta-VAE trained here with ``vaebench.training.loop.train`` (or a given
    checkpoint); at init / mid / end, the encoder gradient over R draws on one fixed
    minibatch for L in ``vae_samples``. ``estimators_vae_grad.csv`` (per estimator:
    trace of covariance, mean norm, SNR) and ``estimators_vae_elbo.csv`` (L^A vs L^B:
@@ -278,10 +278,13 @@ def _vae_checkpoints(cfg: EstimatorsConfig, out_dir: Path, seed: int, device: st
         return found
 
     train_dir = out_dir / f"{PREFIX}_vae"
-    paths = {s: beta_vae.checkpoint_path(train_dir, cfg.vae_beta, seed, s) for s in VAE_STAGES}
+    files = beta_vae.files(train_dir, cfg.vae_beta, seed)
+    paths = {s: files.checkpoint(s) for s in VAE_STAGES}
     if force or not paths["end"].exists():
         from vaebench.data.dsprites import load_dsprites
+        from vaebench.methods import BetaVAE, MethodSetup
         from vaebench.models import checkpoint_state
+        from vaebench.training import loop
 
         bcfg = beta_vae.make_config(
             "quick", arch=cfg.vae_arch, latent_dim=cfg.vae_latent_dim, mlp_hidden=cfg.vae_hidden,
@@ -290,11 +293,12 @@ def _vae_checkpoints(cfg: EstimatorsConfig, out_dir: Path, seed: int, device: st
         data = load_dsprites(cfg.data_path)
         train_idx = np.sort(np.random.default_rng([seed, 1]).permutation(len(data))[: cfg.vae_train_size])
         run_id = uuid.uuid4().hex[:12] if force else None
-        model, history, _ = beta_vae.train_unit(bcfg, data, train_idx, cfg.vae_beta, seed, train_dir, device, progress,
-                                                run_id=run_id)
-        io.save_torch(paths["end"], checkpoint_state(model, beta=cfg.vae_beta, seed=seed,
-                                                     step=history[-1]["step"], history=history))
-        beta_vae.checkpoint_path(train_dir, cfg.vae_beta, seed, "last").unlink(missing_ok=True)
+        method = BetaVAE(cfg.vae_beta, MethodSetup(total_steps=bcfg.total_steps(len(train_idx)), data_size=len(train_idx),
+                                                   latent_dim=bcfg.latent_dim, seed=seed, device=str(device)))
+        keys = {"beta": cfg.vae_beta, "seed": seed}
+        model, history, _ = loop.train(bcfg, method, data, train_idx, seed, files, keys, device, progress, run_id=run_id)
+        io.save_torch(paths["end"], checkpoint_state(model, **keys, step=history[-1]["step"], history=history))
+        files.checkpoint("last").unlink(missing_ok=True)
     return paths
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vaebench.experiments import scoring, training
+from vaebench.experiments import scoring
+from vaebench.models import precision as prec
 from vaebench.metrics import HEADLINE, SuiteSizes, parse_metrics
 
 
@@ -51,7 +52,7 @@ def score_models(paths: list[str | Path], *, size: int | None = 10_000, seed: in
     data = load_dsprites(data_path)
     n = len(data)
     indices = np.arange(n) if size is None or size >= n else np.random.default_rng(seed).choice(n, size, replace=False)
-    resolved = training.resolve_precision(precision, device)
+    resolved = prec.resolve_precision(precision, device)
     settings = {"metrics": list(wanted), "mig_images": len(indices), "seed": seed, "scale": scale,
                 "num_bins": num_bins, "precision": resolved, "data": data.source}
     entries = [{"path": p, "model": str(p)} for p in files]

@@ -12,12 +12,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from vaebench.experiments import training
+from vaebench.models import precision as prec
 from vaebench.metrics import Representation, SuiteSizes, model_encoder, parse_metrics, score_suite
 from vaebench.metrics.suite import METRICS
+from vaebench.utils import io
 
 CHEN_SAMPLES = 10_000  # Chen et al.'s codes per entropy estimate (scaled with the suite's sizes)
-from vaebench.utils import io
 
 
 def weights_digest(model_state: dict) -> str:
@@ -48,9 +48,9 @@ def posteriors(model, data, *, device: str = "cpu", precision: str = "fp32") -> 
     batch = 64 if conv and device == "cpu" else 1024
     mus, lvs = [], []
     for start in range(0, len(data), batch):
-        x = training.prepare_input(data.batch(np.arange(start, min(start + batch, len(data)))).to(device),
+        x = prec.prepare_input(data.batch(np.arange(start, min(start + batch, len(data)))).to(device),
                                    model.config.arch, conv)
-        with training.autocast(precision, device):
+        with prec.autocast(precision, device):
             mu, lv = model.encode(x)
         mus.append(mu.float().cpu())
         lvs.append(lv.float().cpu())
@@ -82,7 +82,7 @@ def score_model(model, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes(),
                 n_jobs: int = 2) -> dict:
     """The suite's row for one model, plus ``active_dims`` (posterior means varying over the MIG
     images, variance > 0.01) and the MIG images' count (``images``)."""
-    resolved = training.resolve_precision(precision, device)
+    resolved = prec.resolve_precision(precision, device)
     rep = representation(model, data, device=device, precision=resolved)
     n_jobs = n_jobs if sizes.iid_train >= 2000 else 1  # below that, starting worker processes costs more
     wanted = parse_metrics(metrics)
@@ -126,7 +126,7 @@ def score_files(entries: list[dict], data, csv: Path | None, *, settings: dict, 
                 continue
         model = load_vae(state, map_location=device, source=entry["path"])
         row = {k: v for k, v in entry.items() if k != "path"}
-        row.update({k: state.get(k) for k in ("beta", "seed", "step") if k not in row})
+        row.update({k: state[k] for k in ("beta", "seed", "step") if k not in row and k in state})
         suite = score_model(model, data, seed=seed, sizes=sizes, metrics=metrics, mig_indices=mig_indices,
                             device=device, precision=precision, n_jobs=n_jobs)
         row.update({k: v for k, v in suite.items() if k not in row})  # an entry's own columns win

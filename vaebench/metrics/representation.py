@@ -70,15 +70,15 @@ class Representation:
 
 def model_encoder(model, *, device: str = "cpu", precision: str = "fp32", channels_last: bool = False) -> Callable:
     """images -> encoder means of a vaebench ``VAE`` (eval mode, no gradients)."""
-    from vaebench.experiments import training
+    from vaebench.models import precision as prec
 
     model.eval()
     arch = model.config.arch
 
     @torch.inference_mode()
     def encode(x: torch.Tensor) -> torch.Tensor:
-        x = training.prepare_input(x.to(device), arch, channels_last)
-        with training.autocast(precision, device):
+        x = prec.prepare_input(x.to(device), arch, channels_last)
+        with prec.autocast(precision, device):
             mu, _ = model.encode(x)
         return mu.float()
 

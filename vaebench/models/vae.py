@@ -191,6 +191,25 @@ def sample_latent(
     raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
 
 
+class Pass(NamedTuple):
+    """One encode -> sample -> decode pass over a batch: what every training objective is made of."""
+
+    mu: torch.Tensor  # [B, D]
+    logvar: torch.Tensor  # [B, D]
+    z: torch.Tensor  # [B, D]: reparameterised sample
+    kl: torch.Tensor  # [B]: KL(q(z|x) || N(0, I)), analytic
+    recon: torch.Tensor  # [B]: -log p(x|z), BCE summed over pixels
+
+
+def vae_pass(model: VAE, x: torch.Tensor, *, impl: str = "fused", seed: int, offset: int = 0) -> Pass:
+    """Encodes ``x``, samples ``z`` with normals ``[offset, offset + B*D)`` of ``seed`` and decodes it.
+    A caller that loops must advance ``offset`` by ``B * latent_dim`` per call so noise is never reused."""
+    mu, logvar = model.encode(x)
+    z, kl = sample_latent(mu, logvar, impl=impl, seed=seed, offset=offset)
+    recon = -bernoulli_log_likelihood(model.decode(z), x)
+    return Pass(mu, logvar, z, kl, recon)
+
+
 class ElboTerms(NamedTuple):
     loss: torch.Tensor  # scalar: batch mean of recon + beta * kl (what the optimiser minimises)
     recon: torch.Tensor  # [B]: -log p(x|z), BCE summed over pixels
@@ -200,19 +219,17 @@ class ElboTerms(NamedTuple):
     z: torch.Tensor  # [B, D]
 
 
+def beta_vae_loss(p: Pass, beta: float) -> torch.Tensor:
+    """The beta-VAE objective's batch mean, ``mean(recon + beta * kl)`` (REFERENCE.md §2, L^B, L = 1)."""
+    return (p.recon + beta * p.kl).mean()
+
+
 def elbo_terms(
     model: VAE, x: torch.Tensor, beta: float = 1.0, *, impl: str = "fused", seed: int, offset: int = 0
 ) -> ElboTerms:
-    """The beta-VAE objective on a batch (REFERENCE.md §2, L^B with L = 1).
-
-    Uses normals ``[offset, offset + B*D)`` of ``seed``: a caller that loops must
-    advance ``offset`` by ``B * latent_dim`` per call so noise is never reused.
-    """
-    mu, logvar = model.encode(x)
-    z, kl = sample_latent(mu, logvar, impl=impl, seed=seed, offset=offset)
-    recon = -bernoulli_log_likelihood(model.decode(z), x)
-    loss = (recon + beta * kl).mean()
-    return ElboTerms(loss, recon, kl, mu, logvar, z)
+    """The beta-VAE objective on a batch (``vae_pass`` then ``beta_vae_loss``)."""
+    p = vae_pass(model, x, impl=impl, seed=seed, offset=offset)
+    return ElboTerms(beta_vae_loss(p, beta), p.recon, p.kl, p.mu, p.logvar, p.z)
 
 
 # ---- checkpoints ------------------------------------------------------------

@@ -129,6 +129,11 @@ def _draw_pca(ax, beta, seed, a) -> None:
 
 
 def _draw_traversal(ax, beta, seed, a) -> None:
+    draw_traversal(ax, a, f"beta = {beta:g} (seed {seed}): latent (KL nats)")
+
+
+def draw_traversal(ax, a: dict, title: str) -> None:
+    """A unit's latent traversals (its arrays ``a``): one row per latent, ordered by KL."""
     t = a["traversals"]  # [D, steps, H, W], rows ordered by KL
     d, steps, h, w = t.shape
     t = np.pad(t, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=128)  # grey frame around each image
@@ -139,7 +144,7 @@ def _draw_traversal(ax, beta, seed, a) -> None:
                   fontsize=7)
     v = a["traversal_values"]
     ax.set_xticks([w / 2 + 1, steps * (w + 2) - w / 2 - 1], [f"{v[0]:g}", f"{v[-1]:g}"])
-    ax.set_title(f"beta = {beta:g} (seed {seed}): latent (KL nats)", fontsize=9)
+    ax.set_title(title, fontsize=9)
 
 
 def _mig_bars(mig: pd.DataFrame, out_dir: Path) -> Path:

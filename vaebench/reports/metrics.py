@@ -32,14 +32,14 @@ def _read(out_dir: Path) -> pd.DataFrame:
     raise FileNotFoundError(f"{out_dir} holds no metric table ({' or '.join(TABLES)})")
 
 
-def _columns(table: pd.DataFrame) -> list[str]:
+def headline_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in HEADLINE if c in table and table[c].notna().any()]
 
 
 def _vs_beta(table: pd.DataFrame, out_dir: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    cols = _columns(table)
+    cols = headline_columns(table)
     ncol = 4
     nrow = -(-len(cols) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.1 * ncol, 2.5 * nrow), squeeze=False)
@@ -64,7 +64,7 @@ def _vs_beta(table: pd.DataFrame, out_dir: Path) -> Path:
 
 def rank_correlation(table: pd.DataFrame) -> pd.DataFrame:
     """Spearman correlation between the headline metrics that vary over the models."""
-    cols = [c for c in _columns(table) if table[c].nunique() > 1]
+    cols = [c for c in headline_columns(table) if table[c].nunique() > 1]
     return table[cols].corr(method="spearman")
 
 
@@ -97,7 +97,7 @@ def make_figures(out_dir) -> list[Path]:
     return paths
 
 
-def _pm(v: pd.Series) -> str:
+def mean_sd(v: pd.Series) -> str:
     v = v.dropna()
     if not len(v):
         return "-"
@@ -107,7 +107,7 @@ def _pm(v: pd.Series) -> str:
 def summary_markdown(out_dir) -> str:
     out_dir = Path(out_dir)
     table = _read(out_dir).dropna(subset=["beta"])
-    cols = _columns(table)
+    cols = headline_columns(table)
     betas = sorted(table["beta"].unique())
     groups = {b: table[table["beta"] == b] for b in betas}
     scales = sorted({json.loads(t).get("scale", 1.0) for t in table["settings"].dropna()}) if "settings" in table else []
@@ -119,10 +119,10 @@ def summary_markdown(out_dir) -> str:
              "| metric | " + " | ".join(f"beta {b:g} (n = {len(groups[b])})" for b in betas) + " |",
              "|---|" + "---:|" * len(betas)]
     for c in cols:
-        lines.append(f"| {HEADLINE[c]} | " + " | ".join(_pm(groups[b][c]) for b in betas) + " |")
+        lines.append(f"| {HEADLINE[c]} | " + " | ".join(mean_sd(groups[b][c]) for b in betas) + " |")
     claims = []
     if "pca_shape_knn_accuracy" in table:
-        per = ", ".join(f"beta {b:g}: {_pm(groups[b]['pca_shape_knn_accuracy'])}" for b in betas)
+        per = ", ".join(f"beta {b:g}: {mean_sd(groups[b]['pca_shape_knn_accuracy'])}" for b in betas)
         claims.append(f"- **Shapes in the 2-D PCA of 5,000 means** (the document: they separate at beta 8, mix at "
                       f"beta 1 and 4). 5-fold k-NN (k = 15) accuracy of shape, chance 1/3: {per}.")
     orient = [c for c in ("dci_accuracy_orientation", "info_orientation", "gap_orientation") if c in table]
@@ -130,7 +130,7 @@ def summary_markdown(out_dir) -> str:
         names = {"dci_accuracy_orientation": "its DCI test accuracy (chance 1/40)",
                  "info_orientation": "the share of its entropy held by its most informative code",
                  "gap_orientation": "its MIG gap"}
-        parts = "; ".join(f"{names[c]}: " + ", ".join(f"beta {b:g} {_pm(groups[b][c])}" for b in betas)
+        parts = "; ".join(f"{names[c]}: " + ", ".join(f"beta {b:g} {mean_sd(groups[b][c])}" for b in betas)
                           for c in orient)
         claims.append(f"- **Orientation** (the document: beta 8's traversals drop it). {parts}.")
     if claims:

@@ -1,0 +1,84 @@
+"""What a method is: a training objective on the shared loop (``vaebench.training.loop``).
+
+The loop encodes a batch, samples z with the fused reparameterisation op and decodes it (one
+``vaebench.models.Pass``: mu, logvar, z, analytic KL, reconstruction); a method turns that pass
+into the scalar the model's optimiser minimises, and may train networks of its own beside the
+model (FactorVAE's discriminator) with optimisers of its own. Everything a method holds is in its
+``state_dict``, which the loop checkpoints and restores, so a resumed unit computes what an
+uninterrupted one would. A method's randomness is a pure function of (unit seed, step).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from vaebench.models import Pass
+
+
+@dataclass(frozen=True)
+class MethodSetup:
+    """What a method may need to know about the unit it trains."""
+
+    total_steps: int  # the unit's optimiser steps (schedules scale with the budget)
+    data_size: int  # images in the training set (the minibatch-weighted estimates need it)
+    latent_dim: int
+    seed: int  # the unit's seed: a method's own draws are functions of (seed, step)
+    device: str = "cpu"
+
+
+class Method:
+    """Base of every method: subclasses set the class attributes and ``loss``.
+
+    ``name`` names it in tables and files, ``param`` is its main hyperparameter (the one the
+    study sweeps) and ``study_values`` disentanglement_lib's ``unsupervised_study_v1`` grid of it.
+    ``log_names`` are the extra per-step values (batch means, scalars) that ``loss`` and
+    ``after_step`` return, averaged into the loss rows beside total, recon and kl.
+    """
+
+    name: ClassVar[str]
+    param: ClassVar[str]
+    study_values: ClassVar[tuple[float, ...]]
+    log_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, value: float, setup: MethodSetup):
+        self.value = float(value)
+        self.setup = setup
+
+    def loss(self, p: Pass, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The model's loss (a scalar) on the pass of the ``step``-th update (0-based), and the
+        values of the ``log_names`` it computes."""
+        raise NotImplementedError
+
+    def after_step(self, p: Pass, step: int) -> dict[str, torch.Tensor]:
+        """Runs after the model's optimiser step (e.g. trains an auxiliary network on the pass's
+        detached codes); returns the values of the remaining ``log_names``."""
+        return {}
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Auxiliary networks (trained by ``after_step``), by name."""
+        return {}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {}
+
+    def state_dict(self) -> dict:
+        """Every auxiliary network's and optimiser's state (empty for most methods)."""
+        return {**{f"module.{k}": m.state_dict() for k, m in self.modules().items()},
+                **{f"optimizer.{k}": o.state_dict() for k, o in self.optimizers().items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state[f"module.{k}"])
+        for k, o in self.optimizers().items():
+            o.load_state_dict(state[f"optimizer.{k}"])
+
+    def train(self, mode: bool = True) -> "Method":
+        for m in self.modules().values():
+            m.train(mode)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.param}={self.value:g})"

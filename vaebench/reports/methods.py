@@ -1,0 +1,196 @@
+"""Figures and the REPORT.md section of the methods experiment: MIG over training per method, every
+headline metric per method (one dot per seed), traversals per method, and a method x metric table
+with the seed spread set against the spread between methods (the study's finding: seeds matter
+more than methods). Reads ``methods_metrics.csv`` (else ``methods_mig.csv``), ``methods_trajectory.csv``,
+``methods_losses.csv`` and the units' arrays."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vaebench.metrics.suite import HEADLINE
+from vaebench.reports.beta_vae import draw_traversal
+from vaebench.reports.metrics import headline_columns
+from vaebench.utils.io import save_figure
+
+PREFIX = "methods"
+NAMES = {"beta_vae": "beta-VAE", "annealed_vae": "AnnealedVAE", "factor_vae": "FactorVAE", "dip_vae_i": "DIP-VAE-I",
+         "dip_vae_ii": "DIP-VAE-II", "beta_tcvae": "beta-TCVAE"}
+NOTES = f"{PREFIX}_notes.md"  # a results folder's hand-written reading of its table
+CAPTIONS = {
+    "methods_mig_trajectory.png": "MIG on 10,000 fixed grid images over training, per method: the mean over seeds, "
+                                  "each seed a thin line.",
+    "methods_metrics.png": "Every headline metric per method: one dot per seed, the bar the mean and sd.",
+    "methods_traversals.png": "Latent traversals of each method's first seed (rows ordered by KL).",
+}
+
+
+def _read(out_dir: Path, name: str) -> pd.DataFrame:
+    path = Path(out_dir) / f"{PREFIX}_{name}.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python -m vaebench run methods` into {out_dir} first")
+    return pd.read_csv(path)
+
+
+def _table(out_dir: Path) -> pd.DataFrame:
+    try:
+        return _read(out_dir, "metrics")
+    except FileNotFoundError:
+        return _read(out_dir, "mig")
+
+
+def _label(method: str, param: str, setting: float) -> str:
+    return f"{NAMES.get(method, method)} ({param} {setting:g})"
+
+
+def _groups(table: pd.DataFrame):
+    """(label, rows) per (method, setting), in the order they first appear."""
+    order = list(dict.fromkeys(zip(table["method"], table["param"], table["setting"])))
+    return [(_label(*k), table[(table["method"] == k[0]) & (table["setting"] == k[2])]) for k in order]
+
+
+def _trajectory(traj: pd.DataFrame, out_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.2, 3.8))
+    for i, (label, g) in enumerate(_groups(traj)):
+        color = f"C{i}"
+        for _, s in g.groupby("seed"):
+            ax.plot(s["images"] / 1e6, s["mig"], color=color, lw=0.5, alpha=0.5)
+        mean = g.groupby("images")["mig"].mean()
+        ax.plot(mean.index / 1e6, mean.to_numpy(), color=color, lw=1.6, label=label)
+    ax.set(xlabel="images seen (millions)", ylabel="MIG", title="MIG over training")
+    ax.legend(fontsize=7)
+    path = out_dir / f"{PREFIX}_mig_trajectory.png"
+    save_figure(fig, path)
+    return path
+
+
+def _metrics(table: pd.DataFrame, out_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    cols = headline_columns(table)
+    groups = _groups(table)
+    ncol = 4
+    nrow = -(-len(cols) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 2.7 * nrow), squeeze=False)
+    for ax, col in zip(axes.flat, cols):
+        for i, (_, g) in enumerate(groups):
+            v = g[col].dropna()
+            ax.scatter(np.full(len(v), i) + np.linspace(-0.12, 0.12, max(len(v), 1))[:len(v)], v, s=12,
+                       color=f"C{i}", alpha=0.8)
+            if len(v):
+                ax.errorbar(i + 0.3, v.mean(), yerr=v.std() if len(v) > 1 else 0, fmt="_", color="k", capsize=3)
+        ax.set_xticks(range(len(groups)), [NAMES.get(g["method"].iloc[0], "?") for _, g in groups], rotation=45,
+                      ha="right", fontsize=7)
+        ax.set_title(HEADLINE[col], fontsize=9)
+    for ax in list(axes.flat)[len(cols):]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = out_dir / f"{PREFIX}_metrics.png"
+    save_figure(fig, path)
+    return path
+
+
+def _traversals(table: pd.DataFrame, out_dir: Path) -> Path | None:
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for label, g in _groups(table):
+        row = g.sort_values("seed").iloc[0]
+        path = out_dir / f"{PREFIX}_arrays_{row['method']}_{row['param']}{row['setting']:g}_seed{int(row['seed'])}.npz"
+        if path.exists():
+            with np.load(path) as f:
+                panels.append((f"{label}, seed {int(row['seed'])}", dict(f)))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 4.4), squeeze=False)
+    for ax, (title, arrays) in zip(axes[0], panels):
+        draw_traversal(ax, arrays, title)
+    fig.tight_layout()
+    path = out_dir / f"{PREFIX}_traversals.png"
+    save_figure(fig, path)
+    return path
+
+
+def make_figures(out_dir) -> list[Path]:
+    out_dir = Path(out_dir)
+    table = _table(out_dir)
+    paths = [_metrics(table, out_dir)]
+    try:
+        paths.append(_trajectory(_read(out_dir, "trajectory"), out_dir))
+    except FileNotFoundError:
+        pass
+    traversals = _traversals(table, out_dir)
+    return paths + ([traversals] if traversals else [])
+
+
+def images_per_second(losses: pd.DataFrame, batch_size: int) -> pd.Series:
+    """Training throughput per (method, setting): all its units' images over their training seconds
+    (each loss row covers the steps since the previous row of its unit)."""
+    steps = losses.groupby(["method", "setting", "seed"])["step"].diff().fillna(losses["step"])
+    images = steps * batch_size
+    per = pd.DataFrame({"method": losses["method"], "setting": losses["setting"], "images": images,
+                        "seconds": images / losses["images_per_s"]}).groupby(["method", "setting"]).sum()
+    return per["images"] / per["seconds"]
+
+
+def spread(table: pd.DataFrame, col: str) -> tuple[float, float]:
+    """(mean sd over seeds within a method, sd of the methods' means) of metric ``col``."""
+    by = table.groupby(["method", "setting"])[col]
+    return float(by.std().mean()), float(by.mean().std())
+
+
+def _cell(v: pd.Series) -> str:
+    v = v.dropna()
+    if not len(v):
+        return "-"
+    seeds = " / ".join(f"{x:.3f}" for x in v)
+    return f"{v.mean():.3f} +- {v.std():.3f} ({seeds})" if len(v) > 1 else f"{v.mean():.3f}"
+
+
+def summary_markdown(out_dir) -> str:
+    out_dir = Path(out_dir)
+    table = _table(out_dir)
+    groups = _groups(table)
+    cols = headline_columns(table)
+    seeds = sorted(table["seed"].unique())
+    lines = ["## Methods", "",
+             f"disentanglement_lib's methods on the shared trainer, {len(table)} models over seeds "
+             f"{', '.join(map(str, seeds))}: mean +- sd over seeds (per-seed values in brackets).", "",
+             "| metric | " + " | ".join(label for label, _ in groups) + " |", "|---|" + "---:|" * len(groups)]
+    for c in cols:
+        lines.append(f"| {HEADLINE[c]} | " + " | ".join(_cell(g[c]) for _, g in groups) + " |")
+    try:
+        speed = images_per_second(_read(out_dir, "losses"), _batch_size(out_dir))
+        lines.append("| training images/s | " + " | ".join(
+            f"{speed.get((g['method'].iloc[0], g['setting'].iloc[0]), float('nan')):,.0f}" for _, g in groups) + " |")
+    except FileNotFoundError:
+        pass
+    if len(groups) > 1 and len(seeds) > 1:
+        ranks, wider = [], 0
+        for c in cols:
+            means = {label: g[c].mean() for label, g in groups}
+            order = sorted(means, key=lambda k: -means[k])
+            within, between = spread(table, c)
+            wider += within > between
+            ranks.append(f"- {HEADLINE[c]}: {' > '.join(k.split(' (')[0] for k in order)} (seed sd {within:.3f} "
+                         f"vs sd between methods {between:.3f})")
+        lines += ["", f"Ranking by mean, and the seed spread against the spread between methods: on {wider} of "
+                      f"{len(cols)} metrics the seeds of one method spread more than the methods' means do.", "",
+                  *ranks]
+    notes = out_dir / NOTES
+    if notes.exists():
+        lines += ["", notes.read_text().strip()]
+    return "\n".join(lines) + "\n"
+
+
+def _batch_size(out_dir: Path) -> int:
+    import json
+
+    path = out_dir / f"{PREFIX}_config.json"
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return int(json.loads(path.read_text())["config"]["batch_size"])
