@@ -32,6 +32,22 @@ VB_HD float bits_float(uint32_t b) {
 #endif
 }
 
+VB_HD uint64_t double_bits(double x) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint64_t>(__double_as_longlong(x));
+#else
+  return __builtin_bit_cast(uint64_t, x);
+#endif
+}
+
+VB_HD double bits_double(uint64_t b) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(static_cast<long long>(b));
+#else
+  return __builtin_bit_cast(double, b);
+#endif
+}
+
 // Explicit fused multiply-add. Both builds compile with contraction off
 // (-ffp-contract=off, nvcc --fmad=false), so every rounding step is spelled
 // out here and the host and device results agree bit for bit.

@@ -33,22 +33,6 @@ constexpr double kHalfLog2Pi = 0.918938533204672741780329736406;  // log(2 pi) /
 VB_HD float exp_acc(float x) { return exp_half_f(x + x); }
 VB_HD double exp_acc(double x) { return ::exp(x); }
 
-VB_HD uint64_t double_bits(double x) {
-#if defined(__CUDA_ARCH__)
-  return static_cast<uint64_t>(__double_as_longlong(x));
-#else
-  return __builtin_bit_cast(uint64_t, x);
-#endif
-}
-
-VB_HD double bits_double(uint64_t b) {
-#if defined(__CUDA_ARCH__)
-  return __longlong_as_double(static_cast<long long>(b));
-#else
-  return __builtin_bit_cast(double, b);
-#endif
-}
-
 // log(s) for a normal positive finite s (the sums here are >= 1: the largest
 // term is exp(0)), in double, once per output. CUDA's log divides through an
 // approximate reciprocal; this uses only exp, +, * (no division): a start
