@@ -8,6 +8,7 @@ a cache folder, once per source version.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 
@@ -59,12 +60,23 @@ def _headers() -> list[str]:
     return out
 
 
+def _prebuilt_beside_sources() -> bool:
+    """Whether ``vaebench._C`` is this checkout's own build. An editable install's import
+    finder resolves ``vaebench._C`` to the installed checkout's file even when vaebench itself
+    is imported from another checkout (a git worktree): that build is of other sources."""
+    spec = importlib.util.find_spec("vaebench._C")
+    here = os.path.dirname(os.path.abspath(__file__))
+    return spec is not None and spec.origin is not None and os.path.dirname(os.path.abspath(spec.origin)) == here
+
+
 def load_extension() -> None:
     """Make sure torch.ops.vaebench.* exist (idempotent)."""
     global _loaded
     if _loaded:
         return
     try:
+        if not _prebuilt_beside_sources():
+            raise ImportError("no vaebench._C beside these sources")
         from vaebench import _C  # noqa: F401  (registers the ops on import)
     except ImportError:
         _jit_build()
