@@ -4,6 +4,9 @@ runtime, only the CUDA headers (types, half floats); tests skip where those are 
 
 The build is cached (``$VAEBENCH_BUILD_DIR`` or ``~/.cache/vaebench``); an edit to a kernel, the
 emulator or a header they include recompiles just what depends on it.
+
+Also the helpers the kernel tests share: guarded buffers, bitwise equality, and the bound on two
+summation orders of the same terms.
 """
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ import hashlib
 import os
 import shutil
 
+import numpy as np
 import pytest
+import torch
 
 from vaebench import _build
 
@@ -69,3 +74,42 @@ def build():
         with_cuda=False,
         verbose=False,
     )
+
+
+# ---- shared by the kernel tests ----------------------------------------------------------------
+
+PAD = 64  # guard elements on each side of every emulated buffer
+
+
+class Guarded:
+    """A tensor of `shape` inside a buffer with PAD sentinel elements on both sides, starting
+    `shift` elements past a 64-byte boundary (shift 1: no 16-byte vector access is aligned)."""
+
+    def __init__(self, shape, dtype, fill, shift=0):
+        n = int(np.prod(shape))
+        self.buf = torch.full((n + 2 * PAD + shift,), 7.0, dtype=dtype)
+        assert self.buf.data_ptr() % 64 == 0
+        self.start = PAD + shift
+        self.t = self.buf[self.start:self.start + n].view(shape)
+        self.t.copy_(fill if torch.is_tensor(fill) else torch.full(shape, fill, dtype=dtype))
+
+    def pads_intact(self):
+        n = self.t.numel()
+        outside = torch.cat([self.buf[:self.start], self.buf[self.start + n:]])
+        return bool((outside == 7.0).all())
+
+
+def acc_dtype(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and torch.equal(a.view(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))
+
+
+def reordered_sum_bound(abs_sum, n, acc_dtype, out_dtype):
+    """Bound on |s_a - s_b| for two summation orders of the same n float terms whose absolute
+    values sum to abs_sum: each is within (n - 1) u abs_sum of the exact sum (u: unit roundoff of
+    the accumulator), plus one rounding of each result to the output dtype."""
+    u = torch.finfo(acc_dtype).eps / 2
+    return 2 * n * u * abs_sum + torch.finfo(out_dtype).eps * abs_sum + 1e-30

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 import cuda_emulator
+from cuda_emulator import Guarded, acc_dtype, reordered_sum_bound, same_bits
 from vaebench._extension import has_cuda_kernels
 from vaebench.ops import philox_normal
 
 HAVE_GPU = torch.cuda.is_available() and has_cuda_kernels() and has_cuda_kernels("mig_histogram")
-PAD = 64  # guard elements on each side of every emulated buffer
 
 
 # ---- backends ---------------------------------------------------------------------------------
@@ -104,24 +104,6 @@ def emulated():
 # ---- guarded buffers --------------------------------------------------------------------------
 
 
-class Guarded:
-    """A tensor of `shape` inside a buffer with PAD sentinel elements on both sides, starting
-    `shift` elements past a 64-byte boundary (shift 1: no 16-byte vector access is aligned)."""
-
-    def __init__(self, shape, dtype, fill, shift=0):
-        n = int(np.prod(shape))
-        self.buf = torch.full((n + 2 * PAD + shift,), 7.0, dtype=dtype)
-        assert self.buf.data_ptr() % 64 == 0
-        self.start = PAD + shift
-        self.t = self.buf[self.start:self.start + n].view(shape)
-        self.t.copy_(fill if torch.is_tensor(fill) else torch.full(shape, fill, dtype=dtype))
-
-    def pads_intact(self):
-        n = self.t.numel()
-        outside = torch.cat([self.buf[:self.start], self.buf[self.start + n:]])
-        return bool((outside == 7.0).all())
-
-
 def guarded_inputs(b, d, dtype, shift, seed=0):
     g = torch.Generator().manual_seed(seed)
     mu = torch.randn(b, d, generator=g, dtype=torch.float64)
@@ -130,21 +112,10 @@ def guarded_inputs(b, d, dtype, shift, seed=0):
 
 
 def kl_bound(mu, logvar, acc_dtype, out_dtype):
-    """Bound on |kl_a - kl_b| for two summation orders of the same float terms: each is within
-    (n - 1) u sum|t| of the exact sum (u: unit roundoff of the accumulator), plus one rounding of
-    each result to the output dtype."""
+    """Bound on |kl_a - kl_b| for two summation orders of the same float terms."""
     m, lv = mu.double(), logvar.double()
     abs_sum = (0.5 * (m * m + lv.exp() - 1 - lv)).abs().sum(1)
-    u = torch.finfo(acc_dtype).eps / 2
-    return 2 * mu.shape[1] * u * abs_sum + torch.finfo(out_dtype).eps * abs_sum + 1e-30
-
-
-def acc_dtype(dtype):
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def same_bits(a, b):
-    return a.shape == b.shape and torch.equal(a.view(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))
+    return reordered_sum_bound(abs_sum, mu.shape[1], acc_dtype, out_dtype)
 
 
 def exact_z(backend, dtype):
