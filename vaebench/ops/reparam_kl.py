@@ -16,20 +16,20 @@ load_extension()
 _INT64_MAX = 2**63 - 1
 
 
-def _check_inputs(mu: torch.Tensor, logvar: torch.Tensor) -> None:
+def _check_inputs(mu: torch.Tensor, logvar: torch.Tensor, op: str = "reparam_kl") -> None:
     for name, t in (("mu", mu), ("logvar", logvar)):
         if not isinstance(t, torch.Tensor):
-            raise TypeError(f"reparam_kl: {name} must be a torch.Tensor, got {type(t).__name__}")
+            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
         if not t.is_floating_point():
-            raise TypeError(f"reparam_kl: {name} must be a floating-point tensor, got dtype {t.dtype}")
+            raise TypeError(f"{op}: {name} must be a floating-point tensor, got dtype {t.dtype}")
         if t.dim() != 2:
-            raise ValueError(f"reparam_kl: {name} must be 2-D [B, D], got shape {tuple(t.shape)}")
+            raise ValueError(f"{op}: {name} must be 2-D [B, D], got shape {tuple(t.shape)}")
     if mu.shape != logvar.shape:
-        raise ValueError(f"reparam_kl: mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+        raise ValueError(f"{op}: mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
     if mu.dtype != logvar.dtype:
-        raise TypeError(f"reparam_kl: mu and logvar must have the same dtype, got {mu.dtype} and {logvar.dtype}")
+        raise TypeError(f"{op}: mu and logvar must have the same dtype, got {mu.dtype} and {logvar.dtype}")
     if mu.device != logvar.device:
-        raise ValueError(f"reparam_kl: mu and logvar must be on the same device, got {mu.device} and {logvar.device}")
+        raise ValueError(f"{op}: mu and logvar must be on the same device, got {mu.device} and {logvar.device}")
 
 
 def _check_stream(seed: int, offset: int) -> None:

@@ -70,18 +70,27 @@ VB_HD T kl_term(T mu, T logvar) {
   return kl_term_from_std(mu, logvar, exp_half_acc(logvar));
 }
 
+// The reparameterized sample from std = exp(logvar / 2): every fused op that
+// draws z (reparam_kl, reparam_gjs) forms it here, so their z are the same bits.
+template <typename T>
+VB_HD T reparam_sample(T mu, T sd, float eps) {
+  return mu + sd * static_cast<T>(eps);
+}
+
+// One element of a fused forward: the sample and the element's term of the
+// per-row sum (the KL term here, gjs.h's divergence term there).
 template <typename T>
 struct ReparamForward {
   T z;
-  T kl_term;
+  T term;
 };
 
 template <typename T>
 VB_HD ReparamForward<T> reparam_kl_forward(T mu, T logvar, float eps) {
   const T sd = exp_half_acc(logvar);
   ReparamForward<T> out;
-  out.z = mu + sd * static_cast<T>(eps);
-  out.kl_term = kl_term_from_std(mu, logvar, sd);
+  out.z = reparam_sample(mu, sd, eps);
+  out.term = kl_term_from_std(mu, logvar, sd);
   return out;
 }
 
