@@ -1,6 +1,7 @@
 // The accumulation type of each input dtype (float for half, bfloat16 and float; double for
-// double) and the conversions to and from it, shared by the .cu kernels. Included inside
-// their anonymous namespace's enclosing vaebench::cuda, after cuda_fp16.h / cuda_bf16.h.
+// double), the conversions to and from it, and the launchers' dtype switch, shared by the .cu
+// kernels. Included inside their anonymous namespace's enclosing vaebench::cuda, after
+// cuda_fp16.h / cuda_bf16.h.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -29,5 +30,16 @@ template <> __device__ __forceinline__ double from_acc<double>(double x) { retur
 __host__ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 }  // namespace
+
+// The launchers' dtype switch: FN<S>(...) for the storage type S of `dtype` (a cuda::Dtype,
+// csrc/cuda/reparam_kl.h).
+#define VB_DISPATCH(dtype, FN, ...)                                  \
+  switch (dtype) {                                                   \
+    case Dtype::kFloat16: FN<__half>(__VA_ARGS__); break;            \
+    case Dtype::kBFloat16: FN<__nv_bfloat16>(__VA_ARGS__); break;    \
+    case Dtype::kFloat32: FN<float>(__VA_ARGS__); break;             \
+    case Dtype::kFloat64: FN<double>(__VA_ARGS__); break;            \
+  }
+
 }  // namespace cuda
 }  // namespace vaebench

@@ -361,14 +361,6 @@ void backward_typed(const void* gj, const void* gm, const void* z, const void* m
 
 }  // namespace
 
-#define VB_DISPATCH(dtype, FN, ...)                                  \
-  switch (dtype) {                                                   \
-    case Dtype::kFloat16: FN<__half>(__VA_ARGS__); break;            \
-    case Dtype::kBFloat16: FN<__nv_bfloat16>(__VA_ARGS__); break;    \
-    case Dtype::kFloat32: FN<float>(__VA_ARGS__); break;             \
-    case Dtype::kFloat64: FN<double>(__VA_ARGS__); break;            \
-  }
-
 size_t gaussian_logdensity_workspace_bytes(Dtype dtype, int64_t B, int64_t M, int64_t D, bool backward) {
   return dtype == Dtype::kFloat64 ? workspace_typed<double>(B, M, D, backward)
                                   : workspace_typed<float>(B, M, D, backward);
@@ -389,8 +381,6 @@ void gaussian_logdensity_backward(Dtype dtype, const void* grad_joint, const voi
   VB_DISPATCH(dtype, backward_typed, grad_joint, grad_marginal, z, mu, logvar, joint, marginal, grad_z, grad_mu,
               grad_logvar, B, M, D, workspace, stream);
 }
-
-#undef VB_DISPATCH
 
 }  // namespace cuda
 }  // namespace vaebench

@@ -128,8 +128,6 @@ void reparam_kl_backward(Dtype dtype, const void* grad_z, const void* grad_kl, c
               offset, stream);
 }
 
-#undef VB_DISPATCH
-
 void philox_normal(float* out, int64_t n, uint64_t seed, uint64_t offset, cudaStream_t stream) {
   if (n == 0) return;
   launch_kernel(normal_kernel, dim3(blocks_for(group_count(n, offset), kThreads)), dim3(kThreads), 0, stream,

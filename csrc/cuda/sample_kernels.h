@@ -222,14 +222,5 @@ struct SampleForward {
 
 }  // namespace
 
-// The launchers' dtype switch: FN<S>(...) for the storage type S of `dtype`.
-#define VB_DISPATCH(dtype, FN, ...)                                  \
-  switch (dtype) {                                                   \
-    case Dtype::kFloat16: FN<__half>(__VA_ARGS__); break;            \
-    case Dtype::kBFloat16: FN<__nv_bfloat16>(__VA_ARGS__); break;    \
-    case Dtype::kFloat32: FN<float>(__VA_ARGS__); break;             \
-    case Dtype::kFloat64: FN<double>(__VA_ARGS__); break;            \
-  }
-
 }  // namespace cuda
 }  // namespace vaebench
