@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vaebench.bench.logdensity_cases import IMPLS, make_case
+from vaebench.bench.timing import run_benchmark
 
 SIZES = [64, 256, 2048]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -18,11 +19,4 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 @pytest.mark.parametrize("impl", IMPLS)
 def test_gaussian_logdensity_lse(benchmark, impl, size, device):
     case = make_case(impl, size, size, 10, device=device)
-    case()  # warm-up (compiles the torch.compile variant)
-    if device == "cuda":
-        def timed():
-            case()
-            torch.cuda.synchronize()
-        benchmark(timed)
-    else:
-        benchmark(case)
+    run_benchmark(benchmark, case, device)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from vaebench.bench.reparam_cases import IMPLS, MODES, make_case
+from vaebench.bench.timing import run_benchmark
 
 SIZES = [(256, 10), (4096, 64), (65536, 128)]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -20,11 +21,4 @@ def test_reparam_kl(benchmark, impl, mode, size, device):
     if impl == "fused_uncached" and device != "cpu":
         pytest.skip("the output cache is the CPU op's")
     case = make_case(impl, mode, *size, device=device)
-    case()  # warm-up (compiles the torch.compile variant)
-    if device == "cuda":
-        def timed():
-            case()
-            torch.cuda.synchronize()
-        benchmark(timed)
-    else:
-        benchmark(case)
+    run_benchmark(benchmark, case, device)

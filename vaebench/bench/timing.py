@@ -43,6 +43,20 @@ def time_call(fn: Callable[[], object], *, device: str = "cpu", warmup: int = 2,
     return Timing(float(med), float(q3 - q1), len(times))
 
 
+def run_benchmark(benchmark, case: Callable[[], object], device: str = "cpu") -> None:
+    """pytest-benchmark's ``benchmark`` fixture on ``case`` after one warm-up call (which compiles
+    a torch.compile variant), each timed call waiting for the device."""
+    case()
+    if not str(device).startswith("cuda"):
+        benchmark(case)
+        return
+
+    def timed():
+        case()
+        torch.cuda.synchronize()
+    benchmark(timed)
+
+
 def copy_bandwidth(device: str = "cpu", nbytes: int = 256 << 20) -> float:
     """Measured device-memory bandwidth in bytes/s: a tensor copy reads and writes
     ``nbytes`` each, so bandwidth = 2 * nbytes / time. This is the floor each kernel is
