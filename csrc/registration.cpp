@@ -17,6 +17,15 @@ TORCH_LIBRARY(vaebench, m) {
   m.def(
       "reparam_kl_backward(Tensor grad_z, Tensor grad_kl, Tensor mu, Tensor logvar, int seed, "
       "int offset) -> (Tensor, Tensor)");
+  // The same z, and div[b] = the skew-geometric Jensen-Shannon divergence between
+  // N(mu_b, diag exp(logvar_b)) and N(0, I) at skew alpha (a 0-dim tensor in [0, 1]), or its
+  // dual (csrc/include/vaebench/gjs.h, docs/gjs.md). The backward returns alpha's gradient too.
+  m.def(
+      "reparam_gjs(Tensor mu, Tensor logvar, Tensor alpha, bool dual, int seed, int offset) -> "
+      "(Tensor, Tensor)");
+  m.def(
+      "reparam_gjs_backward(Tensor grad_z, Tensor grad_div, Tensor mu, Tensor logvar, Tensor alpha, "
+      "bool dual, int seed, int offset) -> (Tensor, Tensor, Tensor)");
   // joint[j] = logsumexp_i log N(z[j]; mu[i], diag exp(logvar[i])) and
   // marginal[j, d] = logsumexp_i log N(z[j, d]; mu[i, d], exp(logvar[i, d])), the Gaussians'
   // own constants included, none for the mixture (csrc/include/vaebench/gaussian_logdensity.h).

@@ -24,8 +24,8 @@ from vaebench import _build
 
 EMU_DIR = os.path.join(_build.CSRC, "emu")
 SOURCES = [os.path.join(EMU_DIR, f) for f in ("emulator.cpp", "emulated_ops.cpp", "reparam_kl_cu.cpp",
-                                              "mig_histogram_cu.cpp", "gaussian_logdensity_cu.cpp",
-                                              "selftest_kernels.cpp")]
+                                              "reparam_gjs_cu.cpp", "mig_histogram_cu.cpp",
+                                              "gaussian_logdensity_cu.cpp", "selftest_kernels.cpp")]
 
 
 def cuda_include_dir() -> str | None:

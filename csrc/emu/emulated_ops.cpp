@@ -5,12 +5,14 @@
 
 #include "cuda/gaussian_logdensity.h"
 #include "cuda/mig_histogram.h"
+#include "cuda/reparam_gjs.h"
 #include "cuda/reparam_kl.h"
 #include "cuda/torch_dtype.h"
 #include "emu/emulator.h"
 #include "emu/selftest_kernels.h"
 #include "gaussian_logdensity_checks.h"
 #include "mig_histogram_checks.h"
+#include "reparam_gjs_checks.h"
 #include "reparam_kl_checks.h"
 
 namespace vaebench {
@@ -66,6 +68,41 @@ void philox_normal(const at::Tensor& out, int64_t seed, int64_t offset) {
   check_cpu(out, "out");
   cuda::philox_normal(out.mutable_data_ptr<float>(), out.numel(), static_cast<uint64_t>(seed),
                       static_cast<uint64_t>(offset), nullptr);
+  check_launch();
+}
+
+void reparam_gjs_forward(const at::Tensor& mu, const at::Tensor& logvar, const at::Tensor& alpha, bool dual,
+                         const at::Tensor& z, const at::Tensor& div, int64_t seed, int64_t offset) {
+  check_reparam_inputs(mu, logvar, offset, "emulated reparam_gjs");
+  const double a = checked_gjs_alpha(alpha, mu, "emulated reparam_gjs");
+  check_cpu(mu, "mu");
+  check_cpu(logvar, "logvar");
+  check_out(z, "z", mu.sizes(), mu.scalar_type());
+  check_out(div, "div", {mu.size(0)}, mu.scalar_type());
+  cuda::reparam_gjs_forward(to_cuda_dtype(mu.scalar_type(), "emulated reparam_gjs"), dual, a, mu.const_data_ptr(),
+                            logvar.const_data_ptr(), z.mutable_data_ptr(), div.mutable_data_ptr(), mu.size(0),
+                            mu.size(1), static_cast<uint64_t>(seed), static_cast<uint64_t>(offset), nullptr);
+  check_launch();
+}
+
+// alpha_rows: [B] of the accumulation type (float32; float64 for float64 inputs), as the glue
+// allocates it; the caller sums it as the glue does.
+void reparam_gjs_backward(const at::Tensor& grad_z, const at::Tensor& grad_div, const at::Tensor& mu,
+                          const at::Tensor& logvar, const at::Tensor& alpha, bool dual, const at::Tensor& dmu,
+                          const at::Tensor& dlogvar, const at::Tensor& alpha_rows, int64_t seed, int64_t offset) {
+  check_reparam_inputs(mu, logvar, offset, "emulated reparam_gjs_backward");
+  check_reparam_grads(grad_z, grad_div, mu, "emulated reparam_gjs_backward", "grad_div");
+  const double a = checked_gjs_alpha(alpha, mu, "emulated reparam_gjs_backward");
+  for (const auto& [t, name] : {std::pair{&grad_z, "grad_z"}, {&grad_div, "grad_div"}, {&mu, "mu"}, {&logvar, "logvar"}})
+    check_cpu(*t, name);
+  check_out(dmu, "dmu", mu.sizes(), mu.scalar_type());
+  check_out(dlogvar, "dlogvar", mu.sizes(), mu.scalar_type());
+  check_out(alpha_rows, "alpha_rows", {mu.size(0)}, mu.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
+  cuda::reparam_gjs_backward(to_cuda_dtype(mu.scalar_type(), "emulated reparam_gjs"), dual, a, grad_z.const_data_ptr(),
+                             grad_div.const_data_ptr(), mu.const_data_ptr(), logvar.const_data_ptr(),
+                             dmu.mutable_data_ptr(), dlogvar.mutable_data_ptr(), alpha_rows.mutable_data_ptr(),
+                             mu.size(0), mu.size(1), static_cast<uint64_t>(seed), static_cast<uint64_t>(offset),
+                             nullptr);
   check_launch();
 }
 
@@ -168,6 +205,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("reparam_kl_forward", &vaebench::reparam_kl_forward);
   m.def("reparam_kl_backward", &vaebench::reparam_kl_backward);
   m.def("philox_normal", &vaebench::philox_normal);
+  m.def("reparam_gjs_forward", &vaebench::reparam_gjs_forward);
+  m.def("reparam_gjs_backward", &vaebench::reparam_gjs_backward);
   m.def("mig_histogram", &vaebench::mig_histogram);
   m.def("gaussian_logdensity_forward", &vaebench::gaussian_logdensity_forward);
   m.def("gaussian_logdensity_backward", &vaebench::gaussian_logdensity_backward);

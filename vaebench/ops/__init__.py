@@ -6,6 +6,7 @@ from vaebench.ops.output_cache import (
     empty_cpu_output_cache,
     set_cpu_output_cache_limit,
 )
+from vaebench.ops.reparam_gjs import reparam_gjs, reparam_gjs_eager
 from vaebench.ops.reparam_kl import draw_seed, philox_normal, reparam_kl, reparam_kl_eager
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "gaussian_logdensity_lse",
     "gaussian_logdensity_lse_eager",
     "philox_normal",
+    "reparam_gjs",
+    "reparam_gjs_eager",
     "reparam_kl",
     "reparam_kl_eager",
     "set_cpu_output_cache_limit",
