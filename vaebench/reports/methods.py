@@ -106,9 +106,13 @@ def _traversals(table: pd.DataFrame, out_dir: Path) -> Path | None:
                 panels.append((f"{label}, seed {int(row['seed'])}", dict(f)))
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 4.4), squeeze=False)
-    for ax, (title, arrays) in zip(axes[0], panels):
+    ncol = min(3, len(panels))
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 4.6 * nrow), squeeze=False)
+    for ax, (title, arrays) in zip(axes.flat, panels):
         draw_traversal(ax, arrays, title)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
     fig.tight_layout()
     path = out_dir / f"{PREFIX}_traversals.png"
     save_figure(fig, path)
