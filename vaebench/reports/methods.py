@@ -147,12 +147,12 @@ def spread(table: pd.DataFrame, col: str) -> tuple[float, float]:
     return float(by.std().mean()), float(by.mean().std())
 
 
-def _cell(v: pd.Series) -> str:
+def _cell(v: pd.Series, fmt: str = "{:.3f}") -> str:
     v = v.dropna()
     if not len(v):
         return "-"
-    seeds = " / ".join(f"{x:.3f}" for x in v)
-    return f"{v.mean():.3f} +- {v.std():.3f} ({seeds})" if len(v) > 1 else f"{v.mean():.3f}"
+    seeds = " / ".join(fmt.format(x) for x in v)
+    return f"{fmt.format(v.mean())} +- {fmt.format(v.std())} ({seeds})" if len(v) > 1 else fmt.format(v.mean())
 
 
 def summary_markdown(out_dir) -> str:
@@ -167,6 +167,16 @@ def summary_markdown(out_dir) -> str:
              "| metric | " + " | ".join(label for label, _ in groups) + " |", "|---|" + "---:|" * len(groups)]
     for c in cols:
         lines.append(f"| {HEADLINE[c]} | " + " | ".join(_cell(g[c]) for _, g in groups) + " |")
+    try:  # each unit's own evaluation (one posterior sample per evaluation image)
+        own = _read(out_dir, "mig")
+        for col, name in (("recon", "recon (nats)"), ("kl", "KL (nats)")):
+            cells = []
+            for _, g in groups:
+                rows = own[(own["method"] == g["method"].iloc[0]) & (own["setting"] == g["setting"].iloc[0])]
+                cells.append(_cell(rows[col], "{:.1f}"))
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    except FileNotFoundError:
+        pass
     try:
         speed = images_per_second(_read(out_dir, "losses"), _batch_size(out_dir))
         lines.append("| training images/s | " + " | ".join(
