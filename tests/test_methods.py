@@ -128,6 +128,9 @@ def test_every_method_is_registered_with_the_studys_grid():
         mx.make_config("smoke", settings="factor_vae:35")
     with pytest.raises(ValueError, match="gamma must be a number"):
         mx.make_config("smoke", settings="factor_vae=big")
+    for profile in mx.PROFILES:  # every profile is a valid config of known methods
+        cfg = mx.make_config(profile)
+        assert {m for m, _ in mx.parse_settings(cfg.settings)} <= set(METHODS)
 
 
 # ---- on the shared trainer ----------------------------------------------------------------------

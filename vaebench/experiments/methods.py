@@ -85,7 +85,7 @@ PROFILES: dict[str, MethodsConfig] = {
     "smoke": _from_beta_vae("smoke", settings=CHOSEN, num_seeds=1),
     # The MLP of the beta-VAE quick profile, 1,250 steps per method, 1 seed: a few minutes, enough to
     # see each method's terms act (TC, capacity, covariance penalty), far too short to disentangle.
-    "quick": _from_beta_vae("quick", settings=CHOSEN, num_seeds=1, epochs=None, steps=1250, trajectory_every=250),
+    "quick": _from_beta_vae("quick", settings=CHOSEN, num_seeds=1, steps=1250, trajectory_every=250),
     # The beta-VAE cpu recipe (conv, batch 256, Adam 5e-4, 10k steps, bf16 where native), 3 seeds;
     # the beta-VAE rows come from results/cpu. About 40-50 minutes per unit on one core of the 2-core
     # CPU: run it two units at a time (--jobs 2), over several sessions (units resume one by one).
