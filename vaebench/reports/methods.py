@@ -13,6 +13,7 @@ import pandas as pd
 from vaebench.metrics.suite import HEADLINE
 from vaebench.reports.beta_vae import draw_traversal
 from vaebench.reports.metrics import headline_columns
+from vaebench.reports.plots import dots_by_group, finish_grid, panel_grid
 from vaebench.utils.io import save_figure
 
 PREFIX = "methods"
@@ -69,34 +70,11 @@ def _trajectory(traj: pd.DataFrame, out_dir: Path) -> Path:
 
 
 def _metrics(table: pd.DataFrame, out_dir: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    cols = headline_columns(table)
-    groups = _groups(table)
-    ncol = 4
-    nrow = -(-len(cols) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 2.7 * nrow), squeeze=False)
-    for ax, col in zip(axes.flat, cols):
-        for i, (_, g) in enumerate(groups):
-            v = g[col].dropna()
-            ax.scatter(np.full(len(v), i) + np.linspace(-0.12, 0.12, max(len(v), 1))[:len(v)], v, s=12,
-                       color=f"C{i}", alpha=0.8)
-            if len(v):
-                ax.errorbar(i + 0.3, v.mean(), yerr=v.std() if len(v) > 1 else 0, fmt="_", color="k", capsize=3)
-        ax.set_xticks(range(len(groups)), [NAMES.get(g["method"].iloc[0], "?") for _, g in groups], rotation=45,
-                      ha="right", fontsize=7)
-        ax.set_title(HEADLINE[col], fontsize=9)
-    for ax in list(axes.flat)[len(cols):]:
-        ax.axis("off")
-    fig.tight_layout()
-    path = out_dir / f"{PREFIX}_metrics.png"
-    save_figure(fig, path)
-    return path
+    groups = [(NAMES.get(g["method"].iloc[0], "?"), g) for _, g in _groups(table)]
+    return dots_by_group(groups, headline_columns(table), out_dir / f"{PREFIX}_metrics.png", rotate=True)
 
 
 def _traversals(table: pd.DataFrame, out_dir: Path) -> Path | None:
-    import matplotlib.pyplot as plt
-
     panels = []
     for label, g in _groups(table):
         row = g.sort_values("seed").iloc[0]
@@ -106,17 +84,10 @@ def _traversals(table: pd.DataFrame, out_dir: Path) -> Path | None:
                 panels.append((f"{label}, seed {int(row['seed'])}", dict(f)))
     if not panels:
         return None
-    ncol = min(3, len(panels))
-    nrow = -(-len(panels) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 4.6 * nrow), squeeze=False)
-    for ax, (title, arrays) in zip(axes.flat, panels):
+    fig, axes = panel_grid(len(panels), 3, 4.4, 4.6)
+    for ax, (title, arrays) in zip(axes, panels):
         draw_traversal(ax, arrays, title)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    fig.tight_layout()
-    path = out_dir / f"{PREFIX}_traversals.png"
-    save_figure(fig, path)
-    return path
+    return finish_grid(fig, axes, len(panels), out_dir / f"{PREFIX}_traversals.png")
 
 
 def make_figures(out_dir) -> list[Path]:

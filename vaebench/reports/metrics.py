@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from vaebench.metrics.suite import HEADLINE
+from vaebench.reports.plots import dots_by_group
 from vaebench.utils.io import save_figure
 
 TABLES = ("beta_vae_metrics.csv", "evaluation.csv")
@@ -37,29 +38,8 @@ def headline_columns(table: pd.DataFrame) -> list[str]:
 
 
 def _vs_beta(table: pd.DataFrame, out_dir: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    cols = headline_columns(table)
-    ncol = 4
-    nrow = -(-len(cols) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.1 * ncol, 2.5 * nrow), squeeze=False)
-    betas = sorted(table["beta"].dropna().unique())
-    x = {b: i for i, b in enumerate(betas)}
-    for ax, col in zip(axes.flat, cols):
-        for b, g in table.dropna(subset=["beta"]).groupby("beta"):
-            v = g[col].dropna()
-            ax.scatter(np.full(len(v), x[b]) + np.linspace(-0.12, 0.12, max(len(v), 1))[:len(v)], v, s=12, alpha=0.7)
-            if len(v):
-                ax.errorbar(x[b] + 0.3, v.mean(), yerr=v.std() if len(v) > 1 else 0, fmt="_", color="k", capsize=3)
-        ax.set_xticks(range(len(betas)), [f"{b:g}" for b in betas])
-        ax.set_title(HEADLINE[col], fontsize=9)
-        ax.set_xlabel("beta", fontsize=8)
-    for ax in list(axes.flat)[len(cols):]:
-        ax.axis("off")
-    fig.tight_layout()
-    path = out_dir / "metrics_vs_beta.png"
-    save_figure(fig, path)
-    return path
+    groups = [(f"{b:g}", g) for b, g in table.dropna(subset=["beta"]).groupby("beta")]
+    return dots_by_group(groups, headline_columns(table), out_dir / "metrics_vs_beta.png", xlabel="beta")
 
 
 def rank_correlation(table: pd.DataFrame) -> pd.DataFrame:

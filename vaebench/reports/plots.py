@@ -1,0 +1,50 @@
+"""Figure pieces the report modules share: a grid of panels, and one dot per model per group with
+the group's mean and sd beside it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vaebench.metrics.suite import HEADLINE
+from vaebench.utils.io import save_figure
+
+
+def panel_grid(n: int, ncol: int, width: float, height: float):
+    """``(fig, axes)`` with at least ``n`` panels in rows of ``ncol`` (axes as a flat list)."""
+    import matplotlib.pyplot as plt
+
+    ncol = max(1, min(ncol, n))
+    nrow = -(-n // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(width * ncol, height * nrow), squeeze=False)
+    return fig, list(axes.flat)
+
+
+def finish_grid(fig, axes: list, used: int, path: Path) -> Path:
+    """Blanks the panels past ``used``, lays the figure out and saves it (PNG and PDF)."""
+    for ax in axes[used:]:
+        ax.axis("off")
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+def dots_by_group(groups: list[tuple[str, pd.DataFrame]], cols: list[str], path: Path, *, xlabel: str | None = None,
+                  rotate: bool = False) -> Path:
+    """One panel per metric column: each group's models as dots (one colour per group), and the
+    group's mean +- sd as a bar beside them."""
+    fig, axes = panel_grid(len(cols), 4, 3.2, 2.6)
+    for ax, col in zip(axes, cols):
+        for i, (_, g) in enumerate(groups):
+            v = g[col].dropna()
+            ax.scatter(np.full(len(v), i) + np.linspace(-0.12, 0.12, max(len(v), 1))[:len(v)], v, s=12,
+                       color=f"C{i}", alpha=0.7)
+            if len(v):
+                ax.errorbar(i + 0.3, v.mean(), yerr=v.std() if len(v) > 1 else 0, fmt="_", color="k", capsize=3)
+        ax.set_xticks(range(len(groups)), [label for label, _ in groups], rotation=45 if rotate else 0,
+                      ha="right" if rotate else "center", fontsize=7 if rotate else None)
+        ax.set_title(HEADLINE[col], fontsize=9)
+        if xlabel:
+            ax.set_xlabel(xlabel, fontsize=8)
+    return finish_grid(fig, axes, len(cols), path)
