@@ -18,12 +18,13 @@ PARTS = {
     "bench": "vaebench.bench.runner",
     "beta-vae": "vaebench.experiments.beta_vae",
     "methods": "vaebench.experiments.methods",
+    "models": "vaebench.experiments.models",
     "estimators": "vaebench.experiments.estimators",
 }
 # The metric suite's names (vaebench.metrics METRICS + OPTIONAL), listed here so --help needs no torch import.
 METRIC_NAMES = ("mig", "beta_vae", "factor_vae", "dci", "sap", "modularity_explicitness", "unsupervised", "irs",
                 "mig_sup", "dcimig", "jemmig", "pca_shape", "mig_chen")
-# smoke / quick / paper exist for every part; cpu and sweep for the beta-VAE and methods experiments only.
+# smoke / quick / paper exist for every part; cpu and sweep for the beta-VAE, methods and models experiments only.
 PROFILE_NAMES = ("smoke", "quick", "paper", "cpu", "sweep")
 
 

@@ -134,25 +134,26 @@ def run_unit(setup: RunSetup, unit, out_dir: Path, device: str = "cpu", *, progr
         ctx = unit_context(setup, device)
         method = unit.make_method(cfg, MethodSetup(total_steps=cfg.total_steps(len(ctx.train_idx)),
                                                    data_size=len(ctx.train_idx), latent_dim=cfg.latent_dim,
-                                                   seed=unit.seed, device=str(device)))
+                                                   seed=unit.seed, device=str(device), lr=cfg.lr))
         on_trajectory = (lambda rows: on_partial(([], None, list(rows)))) if on_partial else None
         model, history, trajectory = loop.train(cfg, method, ctx.data, ctx.train_idx, unit.seed, files, keys, device,
                                                 progress, probe=ctx.probe, on_trajectory=on_trajectory,
                                                 run_id=setup.run_id)
         scores, arrays = evaluate(model, cfg, ctx.data, ctx.eval_idx, ctx.originals, loop.unit_seeds(unit.seed)[1],
-                                  device)
+                                  device, method)
     finally:
         torch.set_num_threads(threads)
     metrics = {**keys, **scores, "steps": history[-1]["step"], "train_seconds": loop.train_seconds(history, cfg.batch_size),
                "precision": prec.resolve_precision(cfg.precision, device)}
     unit_files.save_npz(files.arrays, arrays)
+    kept = {"method_state": method.model_part()} if method.keeps_state else {}  # e.g. the VampPrior's prior
     if cfg.export_models:
         # With its history, evaluation and trajectory: a committed model file marks its unit finished.
         unit_files.export_model(files.model, model, **keys, step=history[-1]["step"], metrics=metrics,
-                                history=history, trajectory=trajectory, run_id=setup.run_id)
+                                history=history, trajectory=trajectory, run_id=setup.run_id, **kept)
     io.save_torch(files.checkpoint("end"),
                   checkpoint_state(model, **keys, step=history[-1]["step"], history=history, trajectory=trajectory,
-                                   metrics=metrics, run_id=setup.run_id))
+                                   metrics=metrics, run_id=setup.run_id, **kept))
     files.checkpoint("last").unlink(missing_ok=True)
     return history, metrics, trajectory
 

@@ -26,7 +26,7 @@ from typing import ClassVar
 
 from vaebench.experiments import grid
 from vaebench.experiments.config import config_from_profile
-from vaebench.methods import METHODS, Method, make_method
+from vaebench.methods import ALL, METHODS, Method, make_method
 from vaebench.training import config as train_config
 from vaebench.training.config import NOT_TRAINING, TrainConfig
 
@@ -49,20 +49,21 @@ class MethodsConfig(TrainConfig):
     reuse: str | None = None  # a beta-VAE results folder of the same training config (see module doc)
 
 
-def parse_settings(settings) -> list[tuple[str, float]]:
-    """``["factor_vae=35", ...]`` -> ``[("factor_vae", 35.0), ...]``; bad names or values raise."""
+def parse_settings(settings, registry: dict = METHODS) -> list[tuple[str, float]]:
+    """``["factor_vae=35", ...]`` -> ``[("factor_vae", 35.0), ...]`` for methods of ``registry``;
+    bad names or values raise."""
     out = []
     for item in settings:
         name, sep, value = str(item).partition("=")
         name = name.strip()
-        if not sep or name not in METHODS:
-            raise ValueError(f"settings: expected method=value with method one of {sorted(METHODS)}, got {item!r}")
+        if not sep or name not in registry:
+            raise ValueError(f"settings: expected method=value with method one of {sorted(registry)}, got {item!r}")
         try:
             number = float(value)
         except ValueError:
-            raise ValueError(f"settings: {item!r}: {METHODS[name].param} must be a number, got {value!r}") from None
+            raise ValueError(f"settings: {item!r}: {registry[name].param} must be a number, got {value!r}") from None
         if not number >= 0:
-            raise ValueError(f"settings: {item!r}: {METHODS[name].param} must be >= 0, got {value!r}")
+            raise ValueError(f"settings: {item!r}: {registry[name].param} must be >= 0, got {value!r}")
         out.append((name, number))
     if not out:
         raise ValueError("settings: expected at least one method=value, got none")
@@ -114,7 +115,7 @@ class Unit:
 
     @property
     def param(self) -> str:
-        return METHODS[self.method].param
+        return ALL[self.method].param
 
     def __str__(self) -> str:
         return f"{self.method}_{self.param}{self.setting:g}_seed{self.seed}"
@@ -135,12 +136,12 @@ def make_config(profile: str = "quick", **overrides) -> MethodsConfig:
     return cfg
 
 
-def units(cfg: MethodsConfig, seeds: list[int], run_seed: int = 0) -> list[Unit]:
+def units(cfg: MethodsConfig, seeds: list[int], run_seed: int = 0, registry: dict = METHODS) -> list[Unit]:
     """Seed-major, as the beta-VAE grid (a run stopped part-way has every method of its first
     seeds); ``beta_vae`` units finished in ``cfg.reuse`` point there (``reused_home``)."""
     out = []
     for s in seeds:
-        for name, value in parse_settings(cfg.settings):
+        for name, value in parse_settings(cfg.settings, registry):
             home = reused_home(cfg, name, value, s, run_seed) if name == "beta_vae" else None
             out.append(Unit(name, value, s, home))
     return out

@@ -88,7 +88,9 @@ def score_model(model, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes(),
     wanted = parse_metrics(metrics)
     row = score_suite(rep, data, seed=seed, sizes=sizes, metrics=[m for m in wanted if m in METRICS],
                       n_jobs=n_jobs, mig_indices=mig_indices) if set(wanted) & set(METRICS) else {}
-    if "mig_chen" in wanted:
+    if "mig_chen" in wanted and not model.is_gaussian:
+        row["mig_chen"] = float("nan")  # Chen et al.'s estimator needs posteriors: an autoencoder has none
+    elif "mig_chen" in wanted:
         row.update(chen_row(model, data, samples=max(100, round(CHEN_SAMPLES * sizes.iid_train / SuiteSizes().iid_train)),
                             seed=seed, device=device, precision=resolved))
     if mig_indices is not None:

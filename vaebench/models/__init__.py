@@ -12,32 +12,38 @@ Quick use::
 """
 from vaebench.models.vae import (
     ARCHS,
+    ENCODERS,
     IMPLS,
     VAE,
     ElboTerms,
     Pass,
     VAEConfig,
+    ae_pass,
     bernoulli_log_likelihood,
     beta_vae_loss,
     checkpoint_state,
     elbo_terms,
     load_vae,
+    philox_eps,
     sample_latent,
     vae_pass,
 )
 
 __all__ = [
     "ARCHS",
+    "ENCODERS",
     "IMPLS",
     "VAE",
     "ElboTerms",
     "Pass",
     "VAEConfig",
+    "ae_pass",
     "bernoulli_log_likelihood",
     "beta_vae_loss",
     "checkpoint_state",
     "elbo_terms",
     "load_vae",
+    "philox_eps",
     "sample_latent",
     "vae_pass",
 ]

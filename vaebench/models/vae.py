@@ -35,6 +35,10 @@ from vaebench.utils.io import ModelFileError, load_torch
 IMAGE_SIZE = 64
 ARCHS = ("conv", "mlp", "chen")
 IMPLS = ("fused", "eager")
+# What the encoder's last layer gives: "gaussian" a posterior (mu, logvar); the others a code only
+# (autoencoders): "linear" a plain one, "sigmoid" activations in (0, 1) (the sparse autoencoder),
+# "ista" a sparse one from unrolled ISTA steps (SC-VAE; see ``vaebench.models.heads``).
+ENCODERS = ("gaussian", "linear", "sigmoid", "ista")
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,16 @@ class VAEConfig:
     arch: str = "conv"
     latent_dim: int = 10
     mlp_hidden: int = 256  # used by arch="mlp" only
+    encoder: str = "gaussian"  # one of ENCODERS
+    ista_steps: int = 5  # encoder="ista" only: unrolled ISTA iterations
 
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise ValueError(f"VAEConfig.arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"VAEConfig.encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if int(self.ista_steps) < 1:
+            raise ValueError(f"VAEConfig.ista_steps must be >= 1, got {self.ista_steps}")
         if int(self.latent_dim) < 1:
             raise ValueError(f"VAEConfig.latent_dim must be >= 1, got {self.latent_dim}")
         if int(self.mlp_hidden) < 1:
@@ -116,7 +126,11 @@ def _chen_decoder(latent_dim: int) -> nn.Module:
 
 class VAE(nn.Module):
     """``encode(x) -> (mu, logvar)`` for ``x`` ``[B, 1, 64, 64]`` in [0, 1];
-    ``decode(z) -> logits`` ``[B, 1, 64, 64]`` of the Bernoulli decoder."""
+    ``decode(z) -> logits`` ``[B, 1, 64, 64]`` of the Bernoulli decoder.
+
+    With a code-only ``encoder`` (an autoencoder) ``encode`` gives ``(code, None)``: the
+    backbone's last hidden layer then feeds ``head`` (``vaebench.models.heads``) instead of the
+    Gaussian output layer; every other weight keeps its name and shape."""
 
     def __init__(self, config: VAEConfig | None = None, **kwargs):
         super().__init__()
@@ -133,14 +147,27 @@ class VAE(nn.Module):
         else:
             self.encoder = _mlp_encoder(d, config.mlp_hidden)
             self.decoder = _mlp_decoder(d, config.mlp_hidden)
+        if config.encoder != "gaussian":
+            from vaebench.models.heads import make_head
+
+            width = self.encoder[-1].in_features
+            self.encoder = self.encoder[:-1]  # the backbone, up to its last hidden activation
+            self.head = make_head(config.encoder, width, d, ista_steps=config.ista_steps)
 
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def is_gaussian(self) -> bool:
+        """Whether ``encode`` gives a posterior (mu, logvar) rather than a code only."""
+        return self.config.encoder == "gaussian"
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         _check_images(x)
         h = self.encoder(x)
+        if not self.is_gaussian:
+            return _widen(self.head(h)), None
         mu, logvar = _widen(h).chunk(2, dim=1)  # float32 under bf16 autocast: the KL and z need it
         return mu, logvar
 
@@ -183,31 +210,47 @@ def sample_latent(
     if impl == "fused":
         return reparam_kl(mu, logvar, seed=seed, offset=offset)
     if impl == "eager":
-        # The noise is bit-identical on every device, so a build without kernels for mu's
-        # device makes it on the CPU and copies it over.
-        where = mu.device if mu.device.type == "cpu" or has_cuda_kernels("philox_normal_") else "cpu"
-        eps = philox_normal(mu.shape, seed, offset, device=where).to(mu.device, mu.dtype)
-        return reparam_kl_eager(mu, logvar, eps)
+        return reparam_kl_eager(mu, logvar, philox_eps(mu, seed=seed, offset=offset))
     raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+
+
+def philox_eps(mu: torch.Tensor, *, seed: int, offset: int = 0) -> torch.Tensor:
+    """The fused ops' noise for ``mu``'s shape, as a tensor like ``mu`` (the eager references' ``eps``)."""
+    # The noise is bit-identical on every device, so a build without kernels for mu's device
+    # makes it on the CPU and copies it over.
+    where = mu.device if mu.device.type == "cpu" or has_cuda_kernels("philox_normal_") else "cpu"
+    return philox_normal(mu.shape, seed, offset, device=where).to(mu.device, mu.dtype)
 
 
 class Pass(NamedTuple):
     """One encode -> sample -> decode pass over a batch: what every training objective is made of."""
 
-    mu: torch.Tensor  # [B, D]
-    logvar: torch.Tensor  # [B, D]
-    z: torch.Tensor  # [B, D]: reparameterised sample
-    kl: torch.Tensor  # [B]: KL(q(z|x) || N(0, I)), analytic
+    mu: torch.Tensor  # [B, D]: posterior mean, or an autoencoder's code
+    logvar: torch.Tensor | None  # [B, D]; None for an autoencoder
+    z: torch.Tensor  # [B, D]: reparameterised sample (an autoencoder's code)
+    kl: torch.Tensor  # [B]: KL(q(z|x) || N(0, I)), analytic (zeros for an autoencoder)
     recon: torch.Tensor  # [B]: -log p(x|z), BCE summed over pixels
+    div: torch.Tensor | None = None  # [B]: the objective's divergence where it is not ``kl`` (GJS)
 
 
 def vae_pass(model: VAE, x: torch.Tensor, *, impl: str = "fused", seed: int, offset: int = 0) -> Pass:
     """Encodes ``x``, samples ``z`` with normals ``[offset, offset + B*D)`` of ``seed`` and decodes it.
     A caller that loops must advance ``offset`` by ``B * latent_dim`` per call so noise is never reused."""
     mu, logvar = model.encode(x)
+    if logvar is None:
+        raise ValueError(f"vae_pass: the model's {model.config.encoder!r} encoder has no posterior to sample; "
+                         f"use ae_pass")
     z, kl = sample_latent(mu, logvar, impl=impl, seed=seed, offset=offset)
     recon = -bernoulli_log_likelihood(model.decode(z), x)
     return Pass(mu, logvar, z, kl, recon)
+
+
+def ae_pass(model: VAE, x: torch.Tensor, *, target: torch.Tensor | None = None) -> Pass:
+    """An autoencoder's pass: the code is decoded as it is (no sampling, ``kl`` zeros); ``recon``
+    is measured against ``target`` (default ``x``; the denoising autoencoder's clean images)."""
+    code, _ = model.encode(x)
+    recon = -bernoulli_log_likelihood(model.decode(code), x if target is None else target)
+    return Pass(code, None, code, torch.zeros_like(recon), recon)
 
 
 class ElboTerms(NamedTuple):
@@ -270,6 +313,8 @@ def _check_weights(model: VAE, weights, name) -> None:
     fit = f"{name}: its weights do not fit a {c.arch} VAE with latent_dim {c.latent_dim}"
     if c.arch == "mlp":
         fit += f" and mlp_hidden {c.mlp_hidden}"
+    if c.encoder != "gaussian":
+        fit += f" and a {c.encoder} encoder"
     if not isinstance(weights, dict):
         raise ModelFileError(f"{fit}: model_state is a {type(weights).__name__}, not a dict of tensors")
     needed = model.state_dict()

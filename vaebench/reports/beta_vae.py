@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vaebench.reports.plots import image_rows
 from vaebench.utils.io import save_figure
 
 PREFIX = "beta_vae"
@@ -89,22 +90,10 @@ def _loss_curves(losses: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def _reconstructions(runs, out_dir: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     arrays = [_arrays(out_dir, b, s) for b, s in runs]
-    originals = arrays[0]["originals"]
-    n = len(originals)
-    fig, axes = plt.subplots(1 + len(runs), n, figsize=(1.2 * n, 1.3 * (1 + len(runs))), squeeze=False)
-    rows = [("original", originals)] + [(f"beta = {b:g}", a["reconstructions"]) for (b, _), a in zip(runs, arrays)]
-    for r, (label, images) in enumerate(rows):
-        for c in range(n):
-            ax = axes[r, c]
-            ax.imshow(images[c], cmap="gray", vmin=0, vmax=255)
-            ax.set_xticks([]), ax.set_yticks([])
-        axes[r, 0].set_ylabel(label, fontsize=8)
-    path = out_dir / f"{PREFIX}_reconstructions.png"
-    save_figure(fig, path)
-    return path
+    rows = [("original", arrays[0]["originals"])] + [(f"beta = {b:g}", a["reconstructions"])
+                                                    for (b, _), a in zip(runs, arrays)]
+    return image_rows(rows, out_dir / f"{PREFIX}_reconstructions.png")
 
 
 def _panels(runs, out_dir: Path, name: str, height: float, draw) -> Path:

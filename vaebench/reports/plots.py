@@ -1,5 +1,5 @@
-"""Figure pieces the report modules share: a grid of panels, and one dot per model per group with
-the group's mean and sd beside it."""
+"""Figure pieces the report modules share: a grid of panels, rows of images, and one dot per model
+per group with the group's mean and sd beside it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,3 +48,22 @@ def dots_by_group(groups: list[tuple[str, pd.DataFrame]], cols: list[str], path:
         if xlabel:
             ax.set_xlabel(xlabel, fontsize=8)
     return finish_grid(fig, axes, len(cols), path)
+
+
+def image_rows(rows: list[tuple[str, np.ndarray]], path: Path, size: float = 1.2) -> Path:
+    """One row of images per ``(label, uint8 images [n, H, W])``, the label on the left (rows may
+    hold different counts: a short row leaves blanks)."""
+    import matplotlib.pyplot as plt
+
+    n = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(size * n, (size + 0.1) * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            if c < len(images):
+                ax.imshow(images[c], cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.spines[:].set_visible(c < len(images))
+        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    save_figure(fig, path)
+    return path

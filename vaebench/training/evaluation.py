@@ -64,27 +64,33 @@ class Probe:
 
 @torch.no_grad()
 def evaluate(model: VAE, cfg: TrainConfig, data, eval_idx: np.ndarray, originals: np.ndarray, eval_seed: int,
-             device: str = "cpu") -> tuple[dict, dict]:
+             device: str = "cpu", method=None) -> tuple[dict, dict]:
     """MIG, its gaps, active dims, recon and KL on ``eval_idx`` (one posterior sample each, from
-    the noise stream ``eval_seed``, see ``loop.unit_seeds``); and the arrays the figures need."""
+    the noise stream ``eval_seed``, see ``loop.unit_seeds``) of the method's pass
+    (``vaebench.methods.Method``; None: a plain VAE pass); and the arrays the figures need
+    (with decoded draws from the method's prior, where it has one)."""
     from sklearn.decomposition import PCA
 
     precision = prec.resolve_precision(cfg.precision, device)
-    mus, recon_sum, kl_sum, kl_dim_sum, offset = [], 0.0, 0.0, torch.zeros(model.latent_dim, dtype=torch.float64), 0
+    forward = method.forward if method is not None else (lambda m, x, step, **kw: vae_pass(m, x, **kw))
+    dim = model.latent_dim
+    mus, recon_sum, kl_sum, kl_dim_sum, offset = [], 0.0, 0.0, torch.zeros(dim, dtype=torch.float64), 0
     for start in range(0, len(eval_idx), cfg.eval_batch_size):
         x = prec.prepare_input(_batch(data, eval_idx[start:start + cfg.eval_batch_size], device), cfg.arch,
                                    cfg.channels_last)
         with prec.autocast(precision, device):
-            terms = vae_pass(model, x, impl=cfg.impl, seed=eval_seed, offset=offset)
-        offset += x.shape[0] * model.latent_dim
+            terms = forward(model, x, None, impl=cfg.impl, seed=eval_seed, offset=offset)
+        offset += x.shape[0] * dim
         mus.append(terms.mu.float().cpu())
         recon_sum += terms.recon.double().sum().item()
         kl_sum += terms.kl.double().sum().item()
-        mu, lv = terms.mu.double(), terms.logvar.double()
-        kl_dim_sum += (-0.5 * (1 + lv - mu.pow(2) - lv.exp())).sum(0).cpu()
+        if terms.logvar is not None:
+            mu, lv = terms.mu.double(), terms.logvar.double()
+            kl_dim_sum += (-0.5 * (1 + lv - mu.pow(2) - lv.exp())).sum(0).cpu()
     n = len(eval_idx)
     mu_all = torch.cat(mus).numpy()
-    kl_per_dim = (kl_dim_sum / n).numpy()
+    # An autoencoder has no KL: its traversals follow the codes' variance instead.
+    kl_per_dim = (kl_dim_sum / n).numpy() if model.is_gaussian else mu_all.var(axis=0).astype(np.float64)
 
     factors = np.asarray(data.index_to_factors(eval_idx))
     names = list(data.factor_names)
@@ -109,6 +115,12 @@ def evaluate(model: VAE, cfg: TrainConfig, data, eval_idx: np.ndarray, originals
     with prec.autocast(precision, device):
         trav = torch.sigmoid(model.decode(z.reshape(-1, model.latent_dim)).float())
     trav = trav.view(len(order), cfg.traversal_steps, *trav.shape[-2:])
+    samples = None
+    if method is not None:  # decoded draws from the method's prior (None: a model without one)
+        z_prior = method.sample_prior(model, 16, dim, torch.Generator().manual_seed(eval_seed % 2**63))
+        if z_prior is not None:
+            with prec.autocast(precision, device):
+                samples = torch.sigmoid(model.decode(z_prior.to(device)).float())
 
     def to_u8(t):  # probabilities as uint8 keep the arrays small
         return (t.squeeze(1) if t.dim() == 4 and t.shape[1] == 1 else t).mul(255).round().byte().cpu().numpy()
@@ -121,4 +133,9 @@ def evaluate(model: VAE, cfg: TrainConfig, data, eval_idx: np.ndarray, originals
         "traversals": to_u8(trav), "traversal_dims": order.astype(np.int64),
         "traversal_values": values.cpu().numpy(), "kl_per_dim": kl_per_dim.astype(np.float32),
     }
+    if samples is not None:
+        arrays["prior_samples"] = to_u8(samples)
+    if method is not None:
+        with prec.autocast(precision, device):
+            arrays.update(method.extra_arrays(model))
     return metrics, arrays

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from vaebench.executors import fault_point
 from vaebench.methods import Method
-from vaebench.models import VAE, checkpoint_state, precision as prec, vae_pass
+from vaebench.models import VAE, checkpoint_state, precision as prec
 from vaebench.ops import draw_seed
 from vaebench.training.config import TrainConfig
 from vaebench.training.evaluation import Probe
@@ -33,11 +33,13 @@ def unit_seeds(seed: int) -> tuple[int, int]:
     return draw_seed(g), draw_seed(g)
 
 
-def build_model(cfg: TrainConfig, seed: int, device: str) -> VAE:
-    """The unit's model before training: the same init for every method and setting at a given
-    seed (paired comparisons), in the memory format the config asks for, compiled if asked."""
+def build_model(cfg: TrainConfig, seed: int, device: str, method: Method | None = None) -> VAE:
+    """The unit's model before training (the config's, as ``method`` changes it): the same init
+    for every method and setting at a given seed (paired comparisons), in the memory format the
+    config asks for, compiled if asked."""
     torch.manual_seed(seed)
-    model = prec.prepare_model(VAE(cfg.model_config()).to(device), cfg.arch, cfg.channels_last)
+    config = cfg.model_config() if method is None else method.model_config(cfg.model_config())
+    model = prec.prepare_model(VAE(config).to(device), cfg.arch, cfg.channels_last)
     if cfg.compile:
         model.compile()  # in place: state_dict keys stay those of the plain model
     return model
@@ -54,7 +56,7 @@ def train_step(model, optimizer, method: Method, x, step: int, *, impl: str, see
     ``precision`` is a resolved one ("fp32" or "bf16", see ``vaebench.models.precision``)."""
     optimizer.zero_grad(set_to_none=True)
     with prec.autocast(precision, x.device):
-        p = vae_pass(model, x, impl=impl, seed=seed, offset=offset)
+        p = method.forward(model, x, step, impl=impl, seed=seed, offset=offset)
         loss, logs = method.loss(p, step)
     loss.backward()
     optimizer.step()
@@ -81,7 +83,7 @@ def train(cfg: TrainConfig, method: Method, data, train_idx: np.ndarray, seed: i
     score = probe is not None and cfg.trajectory_every > 0
     log_names = list(method.log_names)
 
-    model = build_model(cfg, seed, device)
+    model = build_model(cfg, seed, device, method)
     optimizer = make_optimizer(model, cfg)
     step, offset, seconds, history, trajectory = 0, 0, 0.0, [], []
     last = files.checkpoint("last")

@@ -1,0 +1,56 @@
+"""The last encoder layer of the autoencoders: what turns the backbone's hidden activations
+``h`` ``[B, width]`` into a code ``[B, D]`` when the model has no Gaussian posterior.
+
+- ``linear``: ``W h + b`` (the plain and the denoising autoencoder);
+- ``sigmoid``: ``sigmoid(W h + b)``, activations in (0, 1) whose batch means the sparse
+  autoencoder's penalty ``sum_j KL(rho || rho_hat_j)`` reads;
+- ``ista``: ``T`` unrolled ISTA steps (Gregor & LeCun's learned ISTA), the SC-VAE's encoder:
+  ``z_0 = S_theta(W h)``, ``z_{t+1} = S_theta(W h + G z_t)``, with ``S_theta(u) = sign(u) max(|u| -
+  theta, 0)`` the soft threshold. ISTA for the LASSO ``min_z |h - A z|^2 / 2 + lambda |z|_1`` has
+  ``W = A^T / L``, ``G = I - A^T A / L`` and ``theta = lambda / L``; here all three are learned
+  (``theta`` per dimension, kept positive by a softplus), so the codes have exact zeros.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def soft_threshold(u: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``sign(u) * max(|u| - theta, 0)``: the proximal map of ``theta * |.|_1`` (exact zeros)."""
+    return torch.sign(u) * F.relu(u.abs() - theta)
+
+
+class ListaHead(nn.Module):
+    """``steps`` unrolled ISTA iterations with learned ``W`` (width -> D), ``G`` (D -> D) and
+    per-dimension thresholds."""
+
+    def __init__(self, width: int, dim: int, steps: int):
+        super().__init__()
+        self.steps = int(steps)
+        self.W = nn.Linear(width, dim)
+        self.G = nn.Linear(dim, dim, bias=False)
+        nn.init.zeros_(self.G.weight)  # starts as one thresholded linear layer; learns the feedback
+        self.raw_theta = nn.Parameter(torch.full((dim,), -2.0))  # softplus(-2) ~ 0.13
+
+    @property
+    def theta(self) -> torch.Tensor:
+        return F.softplus(self.raw_theta)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, theta = self.W(h), self.theta
+        z = soft_threshold(b, theta)
+        for _ in range(self.steps - 1):
+            z = soft_threshold(b + self.G(z), theta)
+        return z
+
+
+def make_head(kind: str, width: int, dim: int, *, ista_steps: int = 5) -> nn.Module:
+    if kind == "linear":
+        return nn.Linear(width, dim)
+    if kind == "sigmoid":
+        return nn.Sequential(nn.Linear(width, dim), nn.Sigmoid())
+    if kind == "ista":
+        return ListaHead(width, dim, ista_steps)
+    raise ValueError(f"encoder head must be 'linear', 'sigmoid' or 'ista', got {kind!r}")
