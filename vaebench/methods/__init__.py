@@ -1,6 +1,6 @@
 """Training objectives on the shared loop, one file per method (see ``base.Method``):
 disentanglement_lib's six, with its definitions (``METHODS``), and the source documents' other
-models (``MODELS``: GJS-VAE and its dual, VampPrior, SC-VAE, the sparse and the denoising
+models (``MODELS``: GJS-VAE and its dual, VampPrior, VQ-VAE, SC-VAE, the sparse and the denoising
 autoencoder, the 2-D latent VAE).
 
     from vaebench.methods import METHODS, make_method
@@ -20,11 +20,12 @@ from vaebench.methods.gjs_vae import GJSVAE, GJSVAEDual
 from vaebench.methods.latent_grid import LatentGrid2D
 from vaebench.methods.sc_vae import SCVAE
 from vaebench.methods.vampprior import VampPrior
+from vaebench.methods.vq_vae import VQVAE
 
 METHODS: dict[str, type[Method]] = {m.name: m for m in (BetaVAE, AnnealedVAE, FactorVAE, DIPVAEI, DIPVAEII,
                                                         BetaTCVAE)}
-MODELS: dict[str, type[Method]] = {m.name: m for m in (GJSVAE, GJSVAEDual, VampPrior, SCVAE, SparseAE, DenoisingAE,
-                                                       LatentGrid2D)}
+MODELS: dict[str, type[Method]] = {m.name: m for m in (GJSVAE, GJSVAEDual, VampPrior, VQVAE, SCVAE, SparseAE,
+                                                       DenoisingAE, LatentGrid2D)}
 ALL: dict[str, type[Method]] = {**METHODS, **MODELS}
 
 
@@ -38,4 +39,4 @@ def make_method(name: str, value: float, setup: MethodSetup, **options) -> Metho
 
 __all__ = ["ALL", "METHODS", "MODELS", "AnnealedVAE", "BetaTCVAE", "BetaVAE", "DIPVAEI", "DIPVAEII", "DenoisingAE",
            "FactorVAE", "GJSVAE", "GJSVAEDual", "LatentGrid2D", "Method", "MethodSetup", "SCVAE", "SparseAE",
-           "VampPrior", "make_method"]
+           "VQVAE", "VampPrior", "make_method"]

@@ -80,8 +80,8 @@ class Method:
         return {}
 
     def merits(self, model: VAE, x: torch.Tensor, *, seed: int) -> dict[str, float]:
-        """The model's own figures of merit on clean images ``x`` (codebook perplexity, sparsity,
-        denoising): none by default."""
+        """The model's own figures of merit on a set of clean images ``x`` (all at once: codebook
+        usage is a property of the set): none by default."""
         return {}
 
     def loss(self, p: Pass, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

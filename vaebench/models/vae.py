@@ -37,8 +37,9 @@ ARCHS = ("conv", "mlp", "chen")
 IMPLS = ("fused", "eager")
 # What the encoder's last layer gives: "gaussian" a posterior (mu, logvar); the others a code only
 # (autoencoders): "linear" a plain one, "sigmoid" activations in (0, 1) (the sparse autoencoder),
-# "ista" a sparse one from unrolled ISTA steps (SC-VAE; see ``vaebench.models.heads``).
-ENCODERS = ("gaussian", "linear", "sigmoid", "ista")
+# "ista" a sparse one from unrolled ISTA steps (SC-VAE), "vq" codebook vectors (VQ-VAE; see
+# ``vaebench.models.heads``).
+ENCODERS = ("gaussian", "linear", "sigmoid", "ista", "vq")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class VAEConfig:
     mlp_hidden: int = 256  # used by arch="mlp" only
     encoder: str = "gaussian"  # one of ENCODERS
     ista_steps: int = 5  # encoder="ista" only: unrolled ISTA iterations
+    codebook_size: int = 512  # encoder="vq" only: K codebook vectors, of
+    codebook_dim: int = 8  # ... this many dims; the code is latent_dim // codebook_dim such slots
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -58,6 +61,11 @@ class VAEConfig:
             raise ValueError(f"VAEConfig.encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if int(self.ista_steps) < 1:
             raise ValueError(f"VAEConfig.ista_steps must be >= 1, got {self.ista_steps}")
+        if self.encoder == "vq" and (self.codebook_size < 1 or self.codebook_dim < 1
+                                     or self.latent_dim % self.codebook_dim):
+            raise ValueError(f"VAEConfig: a vq encoder needs codebook_size >= 1 and latent_dim a multiple of "
+                             f"codebook_dim, got codebook_size {self.codebook_size}, latent_dim {self.latent_dim}, "
+                             f"codebook_dim {self.codebook_dim}")
         if int(self.latent_dim) < 1:
             raise ValueError(f"VAEConfig.latent_dim must be >= 1, got {self.latent_dim}")
         if int(self.mlp_hidden) < 1:
@@ -152,7 +160,8 @@ class VAE(nn.Module):
 
             width = self.encoder[-1].in_features
             self.encoder = self.encoder[:-1]  # the backbone, up to its last hidden activation
-            self.head = make_head(config.encoder, width, d, ista_steps=config.ista_steps)
+            self.head = make_head(config.encoder, width, d, ista_steps=config.ista_steps,
+                                  codebook_size=config.codebook_size, codebook_dim=config.codebook_dim)
 
     @property
     def latent_dim(self) -> int:

@@ -13,7 +13,7 @@ from vaebench.reports.plots import image_rows
 from vaebench.utils.io import save_figure
 
 PREFIX = "models"
-NAMES = {"beta_vae": "KL VAE", "gjs_vae": "GJS-VAE", "gjs_vae_dual": "GJS-VAE dual", "vampprior": "VampPrior",
+NAMES = {"beta_vae": "KL VAE", "gjs_vae": "GJS-VAE", "gjs_vae_dual": "GJS-VAE dual", "vampprior": "VampPrior", "vq_vae": "VQ-VAE",
          "sc_vae": "SC-VAE", "sparse_ae": "sparse AE", "denoising_ae": "denoising AE", "vae_2d": "2-D VAE"}
 CAPTIONS = {
     "models_reconstructions.png": "Reconstructions of the same grid images by each model (first seed).",
@@ -26,6 +26,7 @@ COLUMNS = [("recon", "recon (nats)", "{:.1f}"), ("rate", "rate (nats)", "{:.1f}"
            ("iwae_nll", "IWAE NLL", "{:.1f}"), ("kl_normal", "KL to N(0, I)", "{:.1f}"), ("mig", "MIG", "{:.3f}"),
            ("active_dims", "active units", "{:.1f}"), ("recon_corrupted", "recon, noisy input", "{:.1f}"),
            ("denoising_gain", "denoising gain", "{:.1f}"), ("sparsity", "sparsity", "{:.3f}"),
+           ("perplexity", "codebook perplexity", "{:.1f}"), ("dead_codes", "dead codes", "{:.0f}"),
            ("factor_vae_eval_accuracy", "FactorVAE score", "{:.3f}"), ("dci_disentanglement", "DCI dis.", "{:.3f}"),
            ("sap", "SAP", "{:.3f}"), ("images_per_s", "train images/s", "{:,.0f}")]
 
