@@ -300,3 +300,34 @@ def test_a_code_only_model_cannot_be_sampled_like_a_vae():
         vae_pass(model, _images(2), seed=0)
     with pytest.raises(ValueError, match="latent_dim a multiple of codebook_dim"):
         VAEConfig(latent_dim=10, encoder="vq", codebook_dim=3)
+
+
+def test_the_2d_vae_also_trains_on_handwritten_digits(smoke_models):
+    table = pd.read_csv(smoke_models / "digits" / "models_summary.csv")
+    assert list(table["method"]) == ["vae_2d"] and np.isfinite(table["iwae_nll"]).all()
+    with np.load(smoke_models / "digits" / "models_arrays_vae_2d_beta1_seed0.npz") as a:
+        assert a["latent_grid"].shape == (15, 15, 64, 64)
+    config = pd.read_json(smoke_models / "digits" / "models_config.json", typ="series")
+    assert config["config"]["data_path"] == "sklearn-digits" and config["config"]["suite_scale"] == 0
+
+
+def test_digits_datasets(tmp_path):
+    from vaebench.data import DigitsFileError, is_digits, load_dataset
+
+    d = load_dataset("sklearn-digits")
+    assert len(d) == 1797 and d.factor_sizes == (10,)
+    x = d.batch([0, 5])
+    assert x.shape == (2, 1, 64, 64) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert torch.equal(x[:, :, :8, :8], x[:, :, :1, :1].expand(2, 1, 8, 8))  # each source pixel an 8 x 8 block
+    assert d.index_to_factors([0, 5]).ravel().tolist() == [0, 5]  # the bundled digits start 0, 1, 2, ...
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mnist.npz", x_train=rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+             y_train=np.array([3, 1, 4, 1]))
+    assert is_digits(tmp_path / "mnist.npz")
+    m = load_dataset(tmp_path / "mnist.npz")
+    assert len(m) == 4 and m.batch([2]).shape == (1, 1, 64, 64) and m.index_to_factors([2]).item() == 4
+    np.savez(tmp_path / "bad.npz", x_train=np.zeros((4, 28)), y_train=np.zeros(4))
+    with pytest.raises(DigitsFileError, match="x_train must be"):
+        load_dataset(tmp_path / "bad.npz")
+    (tmp_path / "text.npz").write_text("not a zip")
+    assert not is_digits(tmp_path / "text.npz") and not is_digits(None)

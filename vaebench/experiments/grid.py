@@ -100,10 +100,10 @@ def unit_context(setup: RunSetup, device: str) -> Context:
     """The data and the index draws shared by every unit of a run (pure functions of ``setup``)."""
     key = (setup, str(device))
     if key not in _CONTEXTS:
-        from vaebench.data.dsprites import load_dsprites
+        from vaebench.data import load_dataset
 
         cfg, seed = setup.cfg, setup.seed
-        data = load_dsprites(setup.data_path)
+        data = load_dataset(setup.data_path)
         rng = np.random.default_rng(seed)  # one data draw shared by every unit: paired comparisons
         train_idx = _subset(len(data), cfg.train_size, rng)
         eval_idx = rng.permutation(len(data))[: cfg.eval_size] if cfg.eval_size else rng.permutation(len(data))
@@ -249,6 +249,7 @@ def experiment(name: str, cfg: TrainConfig, units: list, profile: str, out_dir: 
     ``force`` starts a new run id, so every unit is trained again whatever the folder holds; its
     files are replaced (atomically) only as the new ones are written, and a forced run that is
     interrupted resumes as itself."""
+    from vaebench.data import SKLEARN_DIGITS
     from vaebench.data.dsprites import ENV_VAR
     from vaebench.executors import Experiment
 
@@ -258,7 +259,9 @@ def experiment(name: str, cfg: TrainConfig, units: list, profile: str, out_dir: 
     check_config_file(out_dir, cfg, seeds, force, name)
     data_path = cfg.data_path or os.environ.get(ENV_VAR) or None
     config_path = out_dir / f"{cfg.prefix}_config.json"
-    setup = RunSetup(cfg, seed, str(Path(data_path).resolve()) if data_path else None, _run_id(config_path, force))
+    if data_path and data_path != SKLEARN_DIGITS:
+        data_path = str(Path(data_path).resolve())
+    setup = RunSetup(cfg, seed, data_path or None, _run_id(config_path, force))
     unit_context(setup, device)  # a bad data file fails here, once; the local units reuse it
     io.write_json(config_path, {"profile": profile, "config": dataclasses.asdict(cfg), "seeds": seeds,
                                 "precision": prec.resolve_precision(cfg.precision, device), "run_id": setup.run_id,

@@ -64,6 +64,10 @@ class ModelsConfig(TrainConfig):
     reuse: str | None = None  # a beta-VAE folder of the same training config (its beta 1 units)
     summary_images: int = 2000  # fixed grid images of models_summary.csv
     iwae_samples: int = 100  # K of the importance-weighted bound
+    # The 2-D latent VAE also trains on handwritten digits (the document's picture is of MNIST):
+    # "sklearn-digits" (bundled), a local MNIST .npz, or None (not at all); into out_dir/digits.
+    digits: str | None = "sklearn-digits"
+    digits_steps: int = 2000
 
 
 def _from_beta_vae(profile: str, **fields) -> ModelsConfig:
@@ -75,7 +79,7 @@ def _from_beta_vae(profile: str, **fields) -> ModelsConfig:
 
 PROFILES: dict[str, ModelsConfig] = {
     # CI: the beta-VAE smoke model, one setting of every model, 1 seed; seconds.
-    "smoke": _from_beta_vae("smoke", settings=CHOSEN, summary_images=128, iwae_samples=4),
+    "smoke": _from_beta_vae("smoke", settings=CHOSEN, summary_images=128, iwae_samples=4, digits_steps=40),
     # The beta-VAE quick profile's MLP, 1,250 steps per model, 1 seed: every model and the whole
     # alpha sweep in about a quarter of an hour on the 2-core CPU.
     "quick": _from_beta_vae("quick", settings=EVERYTHING, steps=1250, trajectory_every=250, summary_images=1000,
@@ -95,7 +99,7 @@ def make_config(profile: str = "quick", **overrides) -> ModelsConfig:
     cfg = config_from_profile("models", PROFILES, profile, overrides)
     train_config.validate(cfg)
     mx.parse_settings(cfg.settings, REGISTRY)
-    for name in ("num_seeds", "summary_images", "iwae_samples"):
+    for name in ("num_seeds", "summary_images", "iwae_samples", "digits_steps"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     return cfg
@@ -118,6 +122,27 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
         grid.run(exp, executor, progress)
     finally:
         summarize(exp)
+    digits = digits_experiment(exp.config.cfg, Path(out_dir) / "digits", seed=seed, force=force, device=device)
+    if digits is not None:
+        try:
+            grid.run(digits, executor, progress)
+        finally:
+            summarize(digits)
+
+
+def digits_experiment(cfg: ModelsConfig, out_dir: Path, *, seed: int = 0, force: bool = False, device: str = "cpu"):
+    """The 2-D latent VAE's units on ``cfg.digits`` (None where the run has none or no ``vae_2d``):
+    the same recipe, the whole dataset for training and evaluation, ``digits_steps`` steps, no
+    metric suite (its metrics are defined on dSprites' factors)."""
+    settings = tuple(s for s in cfg.settings if s.partition("=")[0].strip() == "vae_2d")
+    if not cfg.digits or not settings:
+        return None
+    sub = dataclasses.replace(cfg, settings=settings, data_path=cfg.digits, steps=cfg.digits_steps, train_size=None,
+                              eval_size=None, suite_scale=0.0, reuse=None, digits=None,
+                              trajectory_every=min(cfg.trajectory_every, cfg.digits_steps // 4))
+    seeds = [seed + i for i in range(cfg.num_seeds)]
+    return grid.experiment("models (digits)", sub, mx.units(sub, seeds, seed, REGISTRY), "digits", out_dir,
+                           seed=seed, seeds=seeds, force=force, device=device)
 
 
 # ---- the summary table ----------------------------------------------------------

@@ -18,7 +18,8 @@ NAMES = {"beta_vae": "KL VAE", "gjs_vae": "GJS-VAE", "gjs_vae_dual": "GJS-VAE du
 CAPTIONS = {
     "models_reconstructions.png": "Reconstructions of the same grid images by each model (first seed).",
     "models_samples.png": "Decoded draws from each generative model's prior (first seed).",
-    "models_latent_grid.png": "The 2-D latent VAE's decoder over a 15 x 15 grid of standard-normal quantiles.",
+    "models_latent_grid.png": "The 2-D latent VAE's decoder over a 15 x 15 grid of standard-normal quantiles, "
+                              "on dSprites and on handwritten digits (scikit-learn's, unless the run had MNIST).",
     "models_gjs_alpha.png": "GJS-VAE and its dual against alpha: reconstruction (BCE nats) and the true KL to "
                             "N(0, I), the KL VAE as the dashed line (mean over seeds).",
 }
@@ -93,7 +94,11 @@ def make_figures(out_dir) -> list[Path]:
     samples = [(name, a["prior_samples"][:10]) for name, a in arrays if "prior_samples" in a]
     if samples:
         paths.append(image_rows(samples, out_dir / f"{PREFIX}_samples.png"))
-    grids = [(name, a["latent_grid"]) for name, a in arrays if "latent_grid" in a]
+    grids = [(f"dSprites, {name}", a["latent_grid"]) for name, a in arrays if "latent_grid" in a]
+    digits = out_dir / "digits"
+    if (digits / f"{PREFIX}_summary.csv").exists():  # the 2-D VAE's run on handwritten digits
+        grids += [(f"digits, {name}", a["latent_grid"]) for name, a in _first_arrays(digits, _read(digits))
+                  if "latent_grid" in a]
     if grids:
         import matplotlib.pyplot as plt
 
