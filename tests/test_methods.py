@@ -123,7 +123,9 @@ def test_every_method_is_registered_with_the_studys_grid():
     assert sorted(METHODS) == ["annealed_vae", "beta_tcvae", "beta_vae", "dip_vae_i", "dip_vae_ii", "factor_vae"]
     assert all(len(m.study_values) == 6 for m in METHODS.values())
     with pytest.raises(ValueError, match="method must be one of"):
-        make_method("vq_vae", 1.0, SETUP)
+        make_method("no_such_vae", 1.0, SETUP)
+    with pytest.raises(ValueError, match="settings: expected method=value"):  # a documents' model, not a method
+        mx.make_config("smoke", settings="vq_vae=512")
     with pytest.raises(ValueError, match="settings: expected method=value"):
         mx.make_config("smoke", settings="factor_vae:35")
     with pytest.raises(ValueError, match="gamma must be a number"):

@@ -72,28 +72,29 @@ def parse_settings(settings, registry: dict = METHODS) -> list[tuple[str, float]
 
 # Short-budget methods runs share the beta-VAE profiles' training settings (same data draws, same
 # model), so that a folder of each can be compared or reused.
-def _from_beta_vae(profile: str, **fields) -> MethodsConfig:
+def from_beta_vae(profile: str, cls: type = None, **fields) -> MethodsConfig:
+    """``cls`` (default MethodsConfig) with the training fields of the beta-VAE's ``profile``."""
     from vaebench.experiments.beta_vae import PROFILES as BETA_VAE
 
     base = {f.name: getattr(BETA_VAE[profile], f.name) for f in dataclasses.fields(TrainConfig)}
-    return MethodsConfig(**{**base, **fields})
+    return (cls or MethodsConfig)(**{**base, **fields})
 
 
 ALL_STUDY = tuple(f"{name}={v:g}" for name, m in METHODS.items() for v in m.study_values)
 
 PROFILES: dict[str, MethodsConfig] = {
     # CI: the beta-VAE smoke model, every method, 1 seed; seconds.
-    "smoke": _from_beta_vae("smoke", settings=CHOSEN, num_seeds=1),
+    "smoke": from_beta_vae("smoke", settings=CHOSEN, num_seeds=1),
     # The MLP of the beta-VAE quick profile, 1,250 steps per method, 1 seed: a few minutes, enough to
     # see each method's terms act (TC, capacity, covariance penalty), far too short to disentangle.
-    "quick": _from_beta_vae("quick", settings=CHOSEN, num_seeds=1, steps=1250, trajectory_every=250),
+    "quick": from_beta_vae("quick", settings=CHOSEN, num_seeds=1, steps=1250, trajectory_every=250),
     # The beta-VAE cpu recipe (conv, batch 256, Adam 5e-4, 10k steps, bf16 where native), 3 seeds;
     # the beta-VAE rows come from results/cpu. About 40-50 minutes per unit on one core of the 2-core
     # CPU: run it two units at a time (--jobs 2), over several sessions (units resume one by one).
-    "cpu": _from_beta_vae("cpu", settings=CHOSEN, num_seeds=3, reuse="results/cpu"),
+    "cpu": from_beta_vae("cpu", settings=CHOSEN, num_seeds=3, reuse="results/cpu"),
     # The short sweep that chose CHOSEN: the cpu recipe at a quarter of its budget (2,500 steps),
     # two literature values per method, 1 seed, MIG every 625 steps; no suite.
-    "sweep": _from_beta_vae("cpu", steps=2500, num_seeds=1, suite_scale=0.0, export_models=False, settings=(
+    "sweep": from_beta_vae("cpu", steps=2500, num_seeds=1, suite_scale=0.0, export_models=False, settings=(
         "annealed_vae=10", "annealed_vae=25", "factor_vae=20", "factor_vae=35", "dip_vae_i=5", "dip_vae_i=10",
         "dip_vae_ii=5", "dip_vae_ii=20", "beta_tcvae=4", "beta_tcvae=6")),
     # disentanglement_lib's grid: 6 methods x 6 settings x 5 seeds at its 300k steps of batch 64:

@@ -38,7 +38,6 @@ from vaebench.methods import MODELS, METHODS, MethodSetup
 from vaebench.methods.autoencoders import TEST_NOISE, corrupted_recon
 from vaebench.models import bernoulli_log_likelihood, load_vae, precision as prec
 from vaebench.training import config as train_config
-from vaebench.training.config import TrainConfig
 from vaebench.utils import io
 
 PREFIX = "models"
@@ -53,15 +52,14 @@ EVERYTHING = tuple(dict.fromkeys(CHOSEN + ALPHA_SWEEP))
 
 
 @dataclass(frozen=True)
-class ModelsConfig(TrainConfig):
-    """The shared trainer's config plus the grid (``model=value`` settings, seeds) and the summary's sizes."""
+class ModelsConfig(mx.MethodsConfig):
+    """The methods grid's config (``model=value`` settings, seeds, a beta-VAE folder to reuse the KL
+    VAE's units from) plus the summary's sizes and the digits run."""
 
     prefix: ClassVar[str] = PREFIX
-    grid_fields: ClassVar[tuple[str, ...]] = ("settings",)
 
     settings: tuple[str, ...] = EVERYTHING
     num_seeds: int = 1
-    reuse: str | None = None  # a beta-VAE folder of the same training config (its beta 1 units)
     summary_images: int = 2000  # fixed grid images of models_summary.csv
     iwae_samples: int = 100  # K of the importance-weighted bound
     # The 2-D latent VAE also trains on handwritten digits (the document's picture is of MNIST):
@@ -70,25 +68,19 @@ class ModelsConfig(TrainConfig):
     digits_steps: int = 2000
 
 
-def _from_beta_vae(profile: str, **fields) -> ModelsConfig:
-    from vaebench.experiments.beta_vae import PROFILES as BETA_VAE
-
-    base = {f.name: getattr(BETA_VAE[profile], f.name) for f in dataclasses.fields(TrainConfig)}
-    return ModelsConfig(**{**base, **fields})
-
-
 PROFILES: dict[str, ModelsConfig] = {
     # CI: the beta-VAE smoke model, one setting of every model, 1 seed; seconds.
-    "smoke": _from_beta_vae("smoke", settings=CHOSEN, summary_images=128, iwae_samples=4, digits_steps=40),
+    "smoke": mx.from_beta_vae("smoke", ModelsConfig, settings=CHOSEN, summary_images=128, iwae_samples=4,
+                              digits_steps=40),
     # The beta-VAE quick profile's MLP, 1,250 steps per model, 1 seed: every model and the whole
     # alpha sweep in about a quarter of an hour on the 2-core CPU.
-    "quick": _from_beta_vae("quick", settings=EVERYTHING, steps=1250, trajectory_every=250, summary_images=1000,
-                            iwae_samples=50),
+    "quick": mx.from_beta_vae("quick", ModelsConfig, settings=EVERYTHING, steps=1250, trajectory_every=250,
+                              summary_images=1000, iwae_samples=50),
     # The beta-VAE cpu recipe (conv, batch 256, Adam 5e-4, 10k steps, bf16 where native), 3 seeds of
     # one setting per model; the KL VAE's units come from results/cpu (its beta 1).
-    "cpu": _from_beta_vae("cpu", settings=CHOSEN, num_seeds=3, reuse="results/cpu"),
+    "cpu": mx.from_beta_vae("cpu", ModelsConfig, settings=CHOSEN, num_seeds=3, reuse="results/cpu"),
     # The alpha sweep at the cpu recipe, 1 seed.
-    "sweep": _from_beta_vae("cpu", settings=ALPHA_SWEEP, num_seeds=1, reuse="results/cpu"),
+    "sweep": mx.from_beta_vae("cpu", ModelsConfig, settings=ALPHA_SWEEP, num_seeds=1, reuse="results/cpu"),
     # The literature's 300k steps of batch 64, 3 seeds of everything: for a GPU or a cluster.
     "paper": ModelsConfig(settings=EVERYTHING, num_seeds=3, precision="auto", trajectory_every=25_000,
                           export_models=True),

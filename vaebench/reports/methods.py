@@ -13,7 +13,7 @@ import pandas as pd
 from vaebench.metrics.suite import HEADLINE
 from vaebench.reports.beta_vae import draw_traversal
 from vaebench.reports.metrics import headline_columns
-from vaebench.reports.plots import dots_by_group, finish_grid, panel_grid
+from vaebench.reports.plots import dots_by_group, finish_grid, first_seed_arrays, panel_grid, setting_groups
 from vaebench.utils.io import save_figure
 
 PREFIX = "methods"
@@ -47,9 +47,7 @@ def _label(method: str, param: str, setting: float) -> str:
 
 
 def _groups(table: pd.DataFrame):
-    """(label, rows) per (method, setting), in the order they first appear."""
-    order = list(dict.fromkeys(zip(table["method"], table["param"], table["setting"])))
-    return [(_label(*k), table[(table["method"] == k[0]) & (table["setting"] == k[2])]) for k in order]
+    return setting_groups(table, _label)
 
 
 def _trajectory(traj: pd.DataFrame, out_dir: Path) -> Path:
@@ -75,13 +73,7 @@ def _metrics(table: pd.DataFrame, out_dir: Path) -> Path:
 
 
 def _traversals(table: pd.DataFrame, out_dir: Path) -> Path | None:
-    panels = []
-    for label, g in _groups(table):
-        row = g.sort_values("seed").iloc[0]
-        path = out_dir / f"{PREFIX}_arrays_{row['method']}_{row['param']}{row['setting']:g}_seed{int(row['seed'])}.npz"
-        if path.exists():
-            with np.load(path) as f:
-                panels.append((f"{label}, seed {int(row['seed'])}", dict(f)))
+    panels = [(f"{label}, seed {seed}", a) for label, seed, a in first_seed_arrays(_groups(table), out_dir, PREFIX)]
     if not panels:
         return None
     fig, axes = panel_grid(len(panels), 3, 4.4, 4.6)

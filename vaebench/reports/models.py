@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vaebench.reports.plots import image_rows
+from vaebench.reports.plots import first_seed_arrays, image_rows, setting_groups
 from vaebench.utils.io import save_figure
 
 PREFIX = "models"
@@ -46,20 +46,11 @@ def label(method: str, param: str, setting: float) -> str:
 
 
 def _groups(table: pd.DataFrame):
-    order = list(dict.fromkeys(zip(table["method"], table["param"], table["setting"])))
-    return [(label(*k), table[(table["method"] == k[0]) & (table["setting"] == k[2])]) for k in order]
+    return setting_groups(table, label)
 
 
-def _first_arrays(out_dir: Path, table: pd.DataFrame):
-    """(label, arrays) of each group's first seed, where its arrays file exists."""
-    out = []
-    for name, g in _groups(table):
-        row = g.sort_values("seed").iloc[0]
-        path = out_dir / f"{PREFIX}_arrays_{row['unit']}.npz"
-        if path.exists():
-            with np.load(path) as f:
-                out.append((name, dict(f)))
-    return out
+def _first_arrays(out_dir: Path, table: pd.DataFrame) -> list[tuple[str, dict]]:
+    return [(name, a) for name, _, a in first_seed_arrays(_groups(table), out_dir, PREFIX)]
 
 
 def _gjs_alpha(table: pd.DataFrame, out_dir: Path) -> Path | None:

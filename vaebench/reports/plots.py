@@ -67,3 +67,23 @@ def image_rows(rows: list[tuple[str, np.ndarray]], path: Path, size: float = 1.2
         axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
     save_figure(fig, path)
     return path
+
+
+def setting_groups(table: pd.DataFrame, label) -> list[tuple[str, pd.DataFrame]]:
+    """``(label(method, param, setting), rows)`` per (method, setting) of a grid's table, in the
+    order they first appear."""
+    order = list(dict.fromkeys(zip(table["method"], table["param"], table["setting"])))
+    return [(label(*k), table[(table["method"] == k[0]) & (table["setting"] == k[2])]) for k in order]
+
+
+def first_seed_arrays(groups, out_dir: Path, prefix: str) -> list[tuple[str, int, dict]]:
+    """``(label, seed, arrays)`` of each group's first seed, where its unit's arrays file exists."""
+    out = []
+    for label, g in groups:
+        row = g.sort_values("seed").iloc[0]
+        seed = int(row["seed"])
+        path = Path(out_dir) / f"{prefix}_arrays_{row['method']}_{row['param']}{row['setting']:g}_seed{seed}.npz"
+        if path.exists():
+            with np.load(path) as f:
+                out.append((label, seed, dict(f)))
+    return out
