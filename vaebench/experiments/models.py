@@ -72,9 +72,9 @@ PROFILES: dict[str, ModelsConfig] = {
     # CI: the beta-VAE smoke model, one setting of every model, 1 seed; seconds.
     "smoke": mx.from_beta_vae("smoke", ModelsConfig, settings=CHOSEN, summary_images=128, iwae_samples=4,
                               digits_steps=40),
-    # The beta-VAE quick profile's MLP, 1,250 steps per model, 1 seed: every model and the whole
-    # alpha sweep in about a quarter of an hour on the 2-core CPU.
-    "quick": mx.from_beta_vae("quick", ModelsConfig, settings=EVERYTHING, steps=1250, trajectory_every=250,
+    # The beta-VAE quick profile's MLP, 1,250 steps per model, 1 seed, one setting of every model
+    # (part of `run all`). results/models_quick adds the alpha sweep: --set settings=<EVERYTHING>.
+    "quick": mx.from_beta_vae("quick", ModelsConfig, settings=CHOSEN, steps=1250, trajectory_every=250,
                               summary_images=1000, iwae_samples=50),
     # The beta-VAE cpu recipe (conv, batch 256, Adam 5e-4, 10k steps, bf16 where native), 3 seeds of
     # one setting per model; the KL VAE's units come from results/cpu (its beta 1).
