@@ -9,7 +9,8 @@ import pytest
 
 from vaebench.cli import build_parser, main
 
-CSVS = ["bench.csv", "beta_vae_losses.csv", "beta_vae_mig.csv", "methods_metrics.csv", "estimators_gamma.csv",
+CSVS = ["bench.csv", "beta_vae_losses.csv", "beta_vae_mig.csv", "methods_metrics.csv", "models_summary.csv",
+        "estimators_gamma.csv",
         "estimators_gaussian.csv",
         "estimators_vae_grad.csv", "estimators_vae_elbo.csv", "estimators_minibatch.csv"]
 
@@ -32,12 +33,14 @@ def test_run_all_writes_tables_figures_report_and_provenance(smoke_run):
     assert {"eager", "fused"} <= set(bench.impl) and {"reference", "vectorized", "fused"} <= set(bench.impl)
     assert len(list(smoke_run.glob("*.png"))) >= 10
     report = (smoke_run / "REPORT.md").read_text()
-    for heading in ("## Provenance", "## Speed", "## beta-VAE", "## Methods", "## Gradient estimators"):
+    for heading in ("## Provenance", "## Speed", "## beta-VAE", "## Methods", "## The documents' models",
+                    "## Gradient estimators"):
         assert heading in report
     run = json.loads((smoke_run / "run.json").read_text())
     for key in ("command", "profile", "seed", "torch", "device", "git_commit", "date", "wall_seconds"):
         assert key in run
-    assert run["profile"] == "smoke" and set(run["finished_parts"]) == {"bench", "beta-vae", "methods", "estimators"}
+    assert run["profile"] == "smoke" and set(run["finished_parts"]) == {"bench", "beta-vae", "methods", "models",
+                                                                   "estimators"}
 
 
 def test_figures_rebuilds_the_same_files_from_csvs(smoke_run):
@@ -64,8 +67,8 @@ def test_second_run_reuses_finished_work(smoke_run):
     for p in [smoke_run / "bench.csv", smoke_run / "estimators_gamma.csv"] + watched[3:]:
         assert p.stat().st_mtime_ns == stamps[p], f"{p.name} was redone"
     history = json.loads((smoke_run / "run.json").read_text())["history"]
-    assert len(history) == 2 and all(set(h["finished_parts"]) == {"bench", "beta-vae", "methods", "estimators"}
-                                     for h in history)
+    assert len(history) == 2 and all(set(h["finished_parts"]) == {"bench", "beta-vae", "methods", "models",
+                                                                   "estimators"} for h in history)
 
 
 def test_help_lists_commands_and_defaults():
