@@ -9,7 +9,8 @@ from vaebench.utils import io
 
 # Report modules in the order their sections appear; each exposes make_figures and summary_markdown.
 SECTIONS = ("vaebench.reports.bench", "vaebench.reports.beta_vae", "vaebench.reports.metrics",
-            "vaebench.reports.methods", "vaebench.reports.models", "vaebench.reports.estimators")
+            "vaebench.reports.methods", "vaebench.reports.models", "vaebench.reports.mig_estimators",
+            "vaebench.reports.estimators")
 
 
 def _modules():
