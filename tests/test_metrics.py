@@ -294,15 +294,3 @@ def test_bad_factors_name_the_argument():
         sap(c, np.zeros((10, 2), int), c[:5], np.zeros((4, 2), int))
     with pytest.raises(ValueError, match="integer class ids, got 0.5"):
         irs(c, np.full((10, 2), 0.5))
-
-
-def test_split_beside_balances_two_processes_largest_first():
-    from vaebench.metrics.parallel import split_beside
-
-    # DCI's five factors here (classes x 2.2 s) beside 90 s of encoding in this process
-    cost = [6.6, 13.2, 88.0, 70.4, 70.4]
-    background, here = split_beside(cost, busy=90.0)
-    assert sorted(background + here) == [0, 1, 2, 3, 4]
-    loads = sum(cost[i] for i in background), 90.0 + sum(cost[i] for i in here)
-    assert background[0] == 2 and abs(loads[0] - loads[1]) <= max(cost)  # the largest fit starts first
-    assert split_beside(cost, busy=1e9) == ([2, 3, 4, 1, 0], [])  # this process busy: all in the background

@@ -73,24 +73,16 @@ def fit_factor(x_train, y_train, x_test, y_test, seed: int) -> tuple[np.ndarray,
             float(np.mean(model.predict(x_test) == y_test)))
 
 
-def dci_jobs(codes_train, factors_train, codes_test, factors_test, *, seed: int = 0) -> tuple[list, list[int]]:
-    """The factors' fits as ``(fit_factor, args)`` jobs, and each one's number of classes (its cost:
-    one tree per class and stage)."""
+def dci(codes_train, factors_train, codes_test, factors_test, *, seed: int = 0, n_jobs: int = 1) -> DCIResult:
+    """DCI of codes ``[N, D]`` with factor classes ``[N, K]`` (train split fits, test split scores)."""
     ctr, ftr, cte, fte = _inputs.split("dci", codes_train, factors_train, codes_test, factors_test)
-    jobs = [(fit_factor, (ctr, ftr[:, i], cte, fte[:, i], seed + i)) for i in range(ftr.shape[1])]
-    return jobs, [len(np.unique(ftr[:, i])) for i in range(ftr.shape[1])]
-
-
-def dci_from_fits(fits: list) -> DCIResult:
-    """DCI from the factors' ``fit_factor`` results, in factor order."""
+    k = ftr.shape[1]
+    # Work grows with the number of classes (one tree per class and stage): largest first.
+    jobs = [(fit_factor, (ctr, ftr[:, i], cte, fte[:, i], seed + i)) for i in range(k)]
+    sizes = [len(np.unique(ftr[:, i])) for i in range(k)]
+    fits = run_jobs(jobs, n_jobs=n_jobs, cost=sizes)
     importance = np.stack([f[0] for f in fits], axis=1)
     acc_train = np.array([f[1] for f in fits])
     acc_test = np.array([f[2] for f in fits])
     return DCIResult(disentanglement(importance), completeness(importance), float(acc_train.mean()),
                      float(acc_test.mean()), importance, acc_train, acc_test)
-
-
-def dci(codes_train, factors_train, codes_test, factors_test, *, seed: int = 0, n_jobs: int = 1) -> DCIResult:
-    """DCI of codes ``[N, D]`` with factor classes ``[N, K]`` (train split fits, test split scores)."""
-    jobs, classes = dci_jobs(codes_train, factors_train, codes_test, factors_test, seed=seed)
-    return dci_from_fits(run_jobs(jobs, n_jobs=n_jobs, cost=classes))  # largest first

@@ -7,24 +7,18 @@ What makes it fast here (measured on a 2-core CPU, see the README):
   scores, IRS, MIG and its family) share one draw of train and test points, as their definitions
   allow (the reference draws each anew);
 - their independent classifier fits (one per factor, or per factor and code) run ``n_jobs`` at a
-  time in worker processes, largest first;
-- with two or more jobs, DCI's fits start in one background process as soon as the i.i.d. codes
-  exist, and run beside the encoding of every other image (torch on one thread meanwhile, so the
-  two processes hold one core each; the codes are the same bits): the fits are split between the
-  background process and this one so that both finish about together (``parallel.split_beside``).
+  time in worker processes, largest first.
 The classifiers themselves are scikit-learn's, with the reference's settings.
 """
 from __future__ import annotations
 
-import math
 import time
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from vaebench.metrics.beta_vae_score import beta_vae_score
-from vaebench.metrics.dci import dci, dci_from_fits, dci_jobs
+from vaebench.metrics.dci import dci
 from vaebench.metrics.dcimig import dcimig
 from vaebench.metrics.factor_vae_score import factor_vae_score
 from vaebench.metrics.irs import irs
@@ -32,7 +26,6 @@ from vaebench.metrics.jemmig import jemmig
 from vaebench.metrics.mig import mig
 from vaebench.metrics.mig_sup import mig_sup
 from vaebench.metrics.modularity_explicitness import modularity_explicitness
-from vaebench.metrics.parallel import split_beside, start_jobs
 from vaebench.metrics.pca_shape import pca_shape_knn
 from vaebench.metrics.representation import Representation
 from vaebench.metrics.sampling import sample_indices, varying_factors
@@ -95,36 +88,6 @@ def parse_metrics(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(m for m in known if m in names)
 
 
-FIT_SECONDS_PER_CLASS = 2.2  # a GradientBoostingClassifier() class at 10,000 points x 10 codes, measured here
-
-
-@contextmanager
-def torch_threads(n: int):
-    """torch held to ``n`` threads inside (no-op without torch)."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def images_to_encode(data, sizes: "SuiteSizes", metrics, mig_indices) -> float:
-    """About how many distinct grid images the suite's draws touch (uniform draws of n images
-    from N give N (1 - exp(-n / N)) distinct ones)."""
-    draws = len(mig_indices) if mig_indices is not None else 0
-    if "beta_vae" in metrics:
-        draws += (sizes.beta_vae_train + sizes.beta_vae_eval) * 2 * sizes.batch_size
-    if "factor_vae" in metrics:
-        draws += (sizes.factor_vae_train + sizes.factor_vae_eval) * sizes.batch_size + sizes.factor_vae_variance
-    return len(data) * (1.0 - math.exp(-draws / len(data)))
-
-
 def score_suite(encode, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes(), metrics=METRICS,
                 n_jobs: int = 2, mig_indices: np.ndarray | None = None) -> dict:
     """One flat row of scores (columns named after the metric: ``mig``, ``beta_vae_*``,
@@ -175,14 +138,12 @@ def score_suite(encode, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes()
         row.update(factor_vae_train_accuracy=r.train_accuracy, factor_vae_eval_accuracy=r.eval_accuracy,
                    factor_vae_num_active_dims=r.num_active_dims)
 
-    def dci_columns(row, r):
+    def do_dci(row):
+        c_train, c_test = codes()
+        r = dci(c_train, f_train, c_test, f_test, seed=seed, n_jobs=n_jobs)
         row.update(dci_disentanglement=r.disentanglement, dci_completeness=r.completeness,
                    dci_informativeness_train=r.informativeness_train, dci_informativeness_test=r.informativeness_test)
         row.update({f"dci_accuracy_{n}": float(a) for n, a in zip(names, r.accuracy_test)})
-
-    def do_dci(row):
-        c_train, c_test = codes()
-        dci_columns(row, dci(c_train, f_train, c_test, f_test, seed=seed, n_jobs=n_jobs))
 
     def do_sap(row):
         c_train, c_test = codes()
@@ -202,37 +163,13 @@ def score_suite(encode, data, *, seed: int = 0, sizes: SuiteSizes = SuiteSizes()
         r = irs(codes()[0], f_train, diff_quantile=sizes.diff_quantile, num_bins=sizes.num_bins)
         row.update(irs=r.score, irs_num_active_dims=r.num_active_dims)
 
-    # DCI's fits beside the encoding: one background process, torch on one thread here. Measured:
-    # beside torch's two threads (which spin on the cores the fits hold) the suite took 352 s, and
-    # with two fitting processes beside one torch thread 233 s (three busy processes on two cores),
-    # against 197 s one after the other.
-    beside = None
-    if n_jobs >= 2 and "dci" in metrics:
-        with torch_threads(1):
-            t0 = time.perf_counter()
-            c_train, c_test = codes()
-            rate = rep.encoded / max(time.perf_counter() - t0, 1e-3)  # images/s on one thread
-        jobs, classes = dci_jobs(c_train, f_train, c_test, f_test, seed=seed)
-        scale = len(c_train) / 10_000 * c_train.shape[1] / 10
-        cost = [FIT_SECONDS_PER_CLASS * scale * c for c in classes]
-        busy = max(images_to_encode(data, sizes, metrics, mig_indices) - rep.encoded, 0.0) / rate
-        background, here = split_beside(cost, busy)
-        beside = (time.perf_counter(), start_jobs([jobs[i] for i in background]), background, here, jobs)
-
-    with torch_threads(1) if beside else nullcontext():
-        timed("mig", do_mig)
-        timed("beta_vae", do_beta_vae)
-        timed("factor_vae", do_factor_vae)
-
-    def finish_dci(row):  # the fits left to this process, then the background ones
-        _, wait, background, here, jobs = beside
-        fits = dict(zip(here, [fn(*args) for fn, args in (jobs[i] for i in here)]))
-        fits.update(zip(background, wait()))
-        dci_columns(row, dci_from_fits([fits[i] for i in range(len(jobs))]))
-
-    timed("dci", finish_dci if beside else do_dci)
-    if beside and "dci" in parts:  # from its first fit on: overlaps the encoding's seconds
-        parts["dci"]["seconds_dci"] = time.perf_counter() - beside[0]
+    timed("mig", do_mig)
+    timed("beta_vae", do_beta_vae)
+    timed("factor_vae", do_factor_vae)
+    # DCI after the encoding, not beside it: measured here, fitting its trees in two worker
+    # processes while torch's two threads encoded took 352 s for the suite against 197 s one
+    # after the other (torch's OpenMP threads spin on the cores the fits hold).
+    timed("dci", do_dci)
     timed("sap", do_sap)
     timed("modularity_explicitness", do_modularity)
     timed("unsupervised", do_unsupervised)
