@@ -95,6 +95,7 @@ def make_figures(out_dir) -> list[Path]:
 
         fig, axes = plt.subplots(1, len(grids), figsize=(6.5 * len(grids), 6.5), squeeze=False)
         for ax, (name, g) in zip(axes[0], grids):
+            g = np.pad(g, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=128)  # a grey frame per image
             n, _, h, w = g.shape
             ax.imshow(g.transpose(0, 2, 1, 3).reshape(n * h, n * w), cmap="gray", vmin=0, vmax=255)
             ax.set(xticks=[], yticks=[], title=f"{name}: decoder over N(0, 1) quantiles", xlabel="z2", ylabel="z1")
