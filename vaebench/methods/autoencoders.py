@@ -45,12 +45,15 @@ def bernoulli_kl(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
 
 
 class _Autoencoder(Method):
-    """Shared by the autoencoders: a code-only encoder head, no prior."""
+    """Shared by the autoencoders: a code-only encoder head, its code decoded as it is, no prior."""
 
     encoder_head = "linear"
 
     def model_config(self, config):
         return dataclasses.replace(config, encoder=self.encoder_head)
+
+    def forward(self, model, x, step, *, impl, seed, offset) -> Pass:
+        return ae_pass(model, x)
 
     def sample_prior(self, model, n, dim, generator):
         return None
@@ -92,9 +95,6 @@ class SparseAE(_Autoencoder):
 
     def model_config(self, config):
         return dataclasses.replace(super().model_config(config), latent_dim=SPARSE_CODE_DIM)
-
-    def forward(self, model, x, step, *, impl, seed, offset) -> Pass:
-        return ae_pass(model, x)
 
     def loss(self, p: Pass, step: int):
         rho_hat = p.z.float().mean(0)

@@ -13,7 +13,7 @@ import torch
 
 from vaebench.methods.autoencoders import _Autoencoder
 from vaebench.methods.base import MethodSetup
-from vaebench.models import Pass, ae_pass
+from vaebench.models import Pass
 
 ISTA_STEPS = 5
 
@@ -32,9 +32,6 @@ class SCVAE(_Autoencoder):
 
     def model_config(self, config):
         return dataclasses.replace(super().model_config(config), ista_steps=ISTA_STEPS)
-
-    def forward(self, model, x, step, *, impl, seed, offset) -> Pass:
-        return ae_pass(model, x)
 
     def loss(self, p: Pass, step: int):
         l1 = p.z.abs().sum(1)
