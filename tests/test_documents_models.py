@@ -234,6 +234,7 @@ def test_iwae_bound_with_one_sample_is_the_elbo_and_tightens_with_more():
     assert (many["iwae_nll"] <= many["recon"] + many["rate"] + 1e-9).all()  # Jensen, on the same samples
     mu, logvar = (t.double() for t in model.encode(x))
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+    torch.testing.assert_close(many["kl_normal"], kl, rtol=1e-12, atol=1e-12)
     # 64 samples of the rate: their mean is the analytic KL within a few standard errors
     assert (many["rate"] - kl).abs().max() < 1.0
 
@@ -255,8 +256,8 @@ def test_every_model_trains_and_is_summarised(smoke_models):
     table = pd.read_csv(smoke_models / "models_summary.csv")
     assert set(table["method"]) == {"beta_vae", *MODELS}
     probabilistic = table["method"].isin(["beta_vae", "gjs_vae", "gjs_vae_dual", "vampprior", "vae_2d"])
-    assert table.loc[probabilistic, ["rate", "elbo", "iwae_nll"]].notna().all().all()
-    assert table.loc[~probabilistic, ["rate", "elbo", "iwae_nll"]].isna().all().all()
+    assert table.loc[probabilistic, ["rate", "elbo", "iwae_nll", "kl_normal"]].notna().all().all()
+    assert table.loc[~probabilistic, ["rate", "elbo", "iwae_nll", "kl_normal"]].isna().all().all()
     assert (table.loc[probabilistic, "iwae_nll"] <= -table.loc[probabilistic, "elbo"] + 1e-6).all()
     row = table.set_index("model")
     assert row.loc["denoising_ae_noise0", "denoising_gain"] == 0.0

@@ -17,7 +17,9 @@ Units, files and resume are those of the methods experiment (``vaebench.experime
 - ``recon_corrupted``: the clean image's BCE reconstructed from a salt-and-pepper copy (rate
   ``autoencoders.TEST_NOISE``; a VAE read at its posterior mean), and ``denoising_gain`` (the
   plain autoencoder's minus this model's, of the same seed);
-- the unit's own MIG, active units, analytic KL to N(0, I), training images/s, the model's own
+- ``kl_normal``: the analytic KL(q || N(0, I)) on the same images (for the models whose prior is
+  N(0, I) it is the rate without its sampling noise; the VampPrior's differs from its ``rate``);
+- the unit's own MIG, active units, training images/s, the model's own
   figures of merit (``Method.merits``: sparsity, mean activation) and the suite's headline columns.
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ from vaebench.experiments.config import config_from_profile
 from vaebench.methods import MODELS, METHODS, MethodSetup
 from vaebench.methods.autoencoders import TEST_NOISE, corrupted_recon
 from vaebench.models import bernoulli_log_likelihood, load_vae, precision as prec
+from vaebench.ops import kl_normal
 from vaebench.training import config as train_config
 from vaebench.utils import io
 
@@ -143,7 +146,8 @@ def digits_experiment(cfg: ModelsConfig, out_dir: Path, *, seed: int = 0, force:
 @torch.no_grad()
 def likelihood_terms(model, method, x: torch.Tensor, k: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Per image of ``x``: recon, rate and the IWAE bound's -log p(x) from ``k`` posterior samples
-    (recon and rate averaged over them). ``method`` gives the prior (``log_prior``)."""
+    (recon and rate averaged over them; ``method`` gives the prior, ``log_prior``), and the analytic
+    KL to N(0, I)."""
     mu, logvar = model.encode(x)
     mu, logvar = mu.double(), logvar.double()
     std = torch.exp(0.5 * logvar)
@@ -159,7 +163,7 @@ def likelihood_terms(model, method, x: torch.Tensor, k: int, generator: torch.Ge
         rate.append(log_q - log_p)
     log_w = torch.stack(log_w)
     return {"recon": torch.stack(recon).mean(0), "rate": torch.stack(rate).mean(0),
-            "iwae_nll": -(torch.logsumexp(log_w, 0) - math.log(k))}
+            "iwae_nll": -(torch.logsumexp(log_w, 0) - math.log(k)), "kl_normal": kl_normal(mu, logvar)}
 
 
 def _summary_images(exp) -> tuple[object, np.ndarray]:
@@ -203,8 +207,7 @@ def model_row(exp, unit, path: Path, finished) -> dict:
     return {"model": f"{unit.method}_{unit.param}{unit.setting:g}", **unit.keys(),
             "recon": row.pop("recon"), "rate": row.pop("rate", float("nan")), "elbo": row.pop("elbo", float("nan")),
             "iwae_nll": row.pop("iwae_nll", float("nan")), "iwae_samples": cfg.iwae_samples if model.is_gaussian else 0,
-            # the unit's analytic KL to N(0, I) (the VampPrior's own rate is ``rate``)
-            "kl_normal": metrics["kl"] if model.is_gaussian and unit.method != "vampprior" else float("nan"),
+            "kl_normal": row.pop("kl_normal", float("nan")),
             "mig": metrics["mig"], "active_dims": metrics["active_dims"], "latent_dim": model.latent_dim,
             "images_per_s": _images_per_s(history, cfg.batch_size), **row, "summary_images": n,
             "model_file": str(path)}

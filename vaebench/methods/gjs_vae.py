@@ -10,12 +10,7 @@ from typing import ClassVar
 
 from vaebench.methods.base import Method, MethodSetup
 from vaebench.models import Pass, bernoulli_log_likelihood, philox_eps
-from vaebench.ops import reparam_gjs, reparam_gjs_eager
-
-
-def analytic_kl(mu, logvar):
-    """KL(N(mu, exp(logvar)) || N(0, I)) per row."""
-    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+from vaebench.ops import kl_normal, reparam_gjs, reparam_gjs_eager
 
 
 class GJSVAE(Method):
@@ -37,7 +32,7 @@ class GJSVAE(Method):
         else:
             z, div = reparam_gjs_eager(mu, logvar, self.value, philox_eps(mu, seed=seed, offset=offset), dual=self.dual)
         recon = -bernoulli_log_likelihood(model.decode(z), x)
-        return Pass(mu, logvar, z, analytic_kl(mu.detach(), logvar.detach()), recon, div)
+        return Pass(mu, logvar, z, kl_normal(mu.detach(), logvar.detach()), recon, div)
 
     def loss(self, p: Pass, step: int):
         return (p.recon + p.div).mean(), {"div": p.div.detach().mean()}

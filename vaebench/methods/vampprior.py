@@ -18,10 +18,9 @@ import torch
 from torch import nn
 
 from vaebench.methods.base import Method, MethodSetup
-from vaebench.methods.gjs_vae import analytic_kl
 from vaebench.models import Pass, vae_pass
 from vaebench.models.vae import IMAGE_SIZE
-from vaebench.ops import gaussian_logdensity_lse
+from vaebench.ops import gaussian_logdensity_lse, kl_normal
 
 
 def gaussian_log_density(z, mu, logvar):
@@ -76,7 +75,7 @@ class VampPrior(Method):
         return p._replace(kl=rate)
 
     def loss(self, p: Pass, step: int):
-        return (p.recon + p.kl).mean(), {"kl_normal": analytic_kl(p.mu.detach(), p.logvar.detach()).mean()}
+        return (p.recon + p.kl).mean(), {"kl_normal": kl_normal(p.mu.detach(), p.logvar.detach()).mean()}
 
     def after_step(self, p: Pass, step: int):
         self.opt.step()  # the pseudo-inputs' gradients come from the model's backward

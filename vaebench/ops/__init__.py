@@ -7,7 +7,7 @@ from vaebench.ops.output_cache import (
     set_cpu_output_cache_limit,
 )
 from vaebench.ops.reparam_gjs import reparam_gjs, reparam_gjs_eager
-from vaebench.ops.reparam_kl import draw_seed, philox_normal, reparam_kl, reparam_kl_eager
+from vaebench.ops.reparam_kl import draw_seed, kl_normal, philox_normal, reparam_kl, reparam_kl_eager
 
 __all__ = [
     "cpu_output_cache_info",
@@ -16,6 +16,7 @@ __all__ = [
     "empty_cpu_output_cache",
     "gaussian_logdensity_lse",
     "gaussian_logdensity_lse_eager",
+    "kl_normal",
     "philox_normal",
     "reparam_gjs",
     "reparam_gjs_eager",

@@ -92,8 +92,12 @@ def reparam_kl_eager(
     """Plain PyTorch reference: the same formulas given an explicit ``eps``."""
     std = torch.exp(0.5 * logvar)
     z = mu + std * eps
-    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)
-    return z, kl
+    return z, kl_normal(mu, logvar)
+
+
+def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per row, in plain PyTorch (the op's closed form)."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)
 
 
 # ---- torch.library registration: shapes for tracing, and autograd -----------
