@@ -130,6 +130,8 @@ def test_every_method_is_registered_with_the_studys_grid():
         mx.make_config("smoke", settings="factor_vae:35")
     with pytest.raises(ValueError, match="gamma must be a number"):
         mx.make_config("smoke", settings="factor_vae=big")
+    with pytest.raises(ValueError, match="settings: 'dip_vae_i=-1': lambda_od must be >= 0, got '-1'"):
+        mx.make_config("smoke", settings="dip_vae_i=-1")
     for profile in mx.PROFILES:  # every profile is a valid config of known methods
         cfg = mx.make_config(profile)
         assert {m for m, _ in mx.parse_settings(cfg.settings)} <= set(METHODS)
@@ -235,3 +237,20 @@ def test_committed_quick_beta_vae_unit_is_reproduced_bit_for_bit(tmp_path):
     mine = pd.read_csv(tmp_path / "beta_vae_trajectory.csv")[cols]
     theirs = pd.read_csv(ref / "beta_vae_trajectory.csv").query("beta == 1 and seed == 0 and step <= 500")[cols]
     pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True), check_exact=True)
+
+
+@pytest.mark.parametrize("name, good, bad, rule", [
+    ("beta_vae", (0.0, 16.0), (-0.5, float("nan")), ">= 0"),
+    ("gjs_vae", (0.0, 1.0), (-0.1, 1.5), r"in \[0, 1\]"),
+    ("denoising_ae", (0.0, 0.99), (1.0, -0.1), r"in \[0, 1\)"),
+    ("vq_vae", (1.0, 512.0), (0.0, 2.5), "a positive integer"),
+    ("vampprior", (1.0, 64.0), (0.0, 1.5), "a positive integer"),
+])
+def test_each_method_states_and_checks_the_values_its_setting_may_take(name, good, bad, rule):
+    from vaebench.methods import ALL
+
+    assert all(ALL[name].allows(v) for v in good)
+    assert not any(ALL[name].allows(v) for v in bad)
+    for v in bad:
+        with pytest.raises(ValueError, match=f"{name}: {ALL[name].param} must be {rule}, got"):
+            make_method(name, v, SETUP)

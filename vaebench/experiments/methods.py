@@ -62,8 +62,9 @@ def parse_settings(settings, registry: dict = METHODS) -> list[tuple[str, float]
             number = float(value)
         except ValueError:
             raise ValueError(f"settings: {item!r}: {registry[name].param} must be a number, got {value!r}") from None
-        if not number >= 0:
-            raise ValueError(f"settings: {item!r}: {registry[name].param} must be >= 0, got {value!r}")
+        if not registry[name].allows(number):
+            raise ValueError(f"settings: {item!r}: {registry[name].param} must be {registry[name].allowed()}, "
+                             f"got {value!r}")
         out.append((name, number))
     if not out:
         raise ValueError("settings: expected at least one method=value, got none")

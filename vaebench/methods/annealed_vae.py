@@ -25,8 +25,8 @@ class AnnealedVAE(Method):
     def __init__(self, value: float, setup: MethodSetup, *, gamma: float = 1000.0,
                  iteration_threshold: int | None = None):
         super().__init__(value, setup)
-        if value < 0 or gamma < 0:
-            raise ValueError(f"annealed_vae: c_max and gamma must be >= 0, got c_max={value}, gamma={gamma}")
+        if gamma < 0:
+            raise ValueError(f"annealed_vae: gamma must be >= 0, got {gamma}")
         self.gamma = float(gamma)
         self.iteration_threshold = int(iteration_threshold or max(1, round(setup.total_steps / 3)))
         if self.iteration_threshold < 1:

@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from vaebench.methods.base import Method, MethodSetup
+from vaebench.methods.base import Method
 from vaebench.models import Pass, ae_pass, bernoulli_log_likelihood
 
 TEST_NOISE = 0.1  # salt-and-pepper rate of the corrupted test images
@@ -66,11 +66,7 @@ class DenoisingAE(_Autoencoder):
     name = "denoising_ae"
     param = "noise"
     study_values = (0.0, 0.1, 0.3)
-
-    def __init__(self, value: float, setup: MethodSetup):
-        super().__init__(value, setup)
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"denoising_ae: noise must lie in [0, 1), got {value}")
+    high, high_open = 1.0, True
 
     def forward(self, model, x, step, *, impl, seed, offset) -> Pass:
         if step is None:  # evaluation: the clean image in, the clean image out
@@ -87,11 +83,6 @@ class SparseAE(_Autoencoder):
     study_values = (0.1, 1.0, 3.0)
     log_names = ("sparsity_penalty", "mean_activation")
     encoder_head = "sigmoid"
-
-    def __init__(self, value: float, setup: MethodSetup):
-        super().__init__(value, setup)
-        if value < 0:
-            raise ValueError(f"sparse_ae: beta must be >= 0, got {value}")
 
     def model_config(self, config):
         return dataclasses.replace(super().model_config(config), latent_dim=SPARSE_CODE_DIM)

@@ -52,10 +52,32 @@ class Method:
     # Whether the method's state belongs to the trained model (the VampPrior's pseudo-inputs make
     # its prior) and is saved with it, rather than only in the resume checkpoints.
     keeps_state: ClassVar[bool] = False
+    # The values ``param`` may take: [low, high] (high itself excluded where ``high_open``), or a
+    # count (a positive integer: codebook entries, pseudo-inputs) where ``count``.
+    low: ClassVar[float] = 0.0
+    high: ClassVar[float] = math.inf
+    high_open: ClassVar[bool] = False
+    count: ClassVar[bool] = False
 
     def __init__(self, value: float, setup: MethodSetup):
         self.value = float(value)
         self.setup = setup
+        if not self.allows(self.value):
+            raise ValueError(f"{self.name}: {self.param} must be {self.allowed()}, got {value:g}")
+
+    @classmethod
+    def allows(cls, value: float) -> bool:
+        if cls.count:
+            return value >= 1 and value == int(value)
+        return cls.low <= value and (value < cls.high if cls.high_open else value <= cls.high)
+
+    @classmethod
+    def allowed(cls) -> str:
+        if cls.count:
+            return "a positive integer"
+        if math.isinf(cls.high):
+            return f">= {cls.low:g}"
+        return f"in [{cls.low:g}, {cls.high:g}{')' if cls.high_open else ']'}"
 
     def model_config(self, config: VAEConfig) -> VAEConfig:
         """The model this method trains, given the run's (unchanged by default)."""

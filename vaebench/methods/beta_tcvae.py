@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from vaebench.methods.base import Method, MethodSetup
+from vaebench.methods.base import Method
 from vaebench.models import Pass
 from vaebench.ops import gaussian_logdensity_lse
 
@@ -33,11 +33,6 @@ class BetaTCVAE(Method):
     param = "beta"
     study_values = (1.0, 2.0, 4.0, 6.0, 8.0, 10.0)
     log_names = ("tc",)
-
-    def __init__(self, value: float, setup: MethodSetup):
-        super().__init__(value, setup)
-        if value < 0:
-            raise ValueError(f"beta_tcvae: beta must be >= 0, got {value}")
 
     def loss(self, p: Pass, step: int):
         tc = total_correlation(p.z, p.mu, p.logvar, self.setup.data_size)

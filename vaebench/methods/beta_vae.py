@@ -13,8 +13,6 @@ class BetaVAE(Method):
 
     def __init__(self, value: float, setup: MethodSetup, *, warmup_steps: int = 0):
         super().__init__(value, setup)
-        if value < 0:
-            raise ValueError(f"beta_vae: beta must be >= 0, got {value}")
         if warmup_steps < 0:
             raise ValueError(f"beta_vae: warmup_steps must be >= 0, got {warmup_steps}")
         self.warmup_steps = int(warmup_steps)

@@ -36,8 +36,6 @@ class _DIPVAE(Method):
 
     def __init__(self, value: float, setup: MethodSetup):
         super().__init__(value, setup)
-        if value < 0:
-            raise ValueError(f"{self.name}: lambda_od must be >= 0, got {value}")
         self.lambda_d = self.lambda_d_factor * self.value
 
     def covariance(self, p: Pass) -> torch.Tensor:

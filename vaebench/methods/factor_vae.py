@@ -43,8 +43,6 @@ class FactorVAE(Method):
 
     def __init__(self, value: float, setup: MethodSetup, *, lr: float = 1e-4, betas=(0.5, 0.9)):
         super().__init__(value, setup)
-        if value < 0:
-            raise ValueError(f"factor_vae: gamma must be >= 0, got {value}")
         # Its own initialisation stream: the model's init stays the one every method shares.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(setup.seed + 7919)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from vaebench.methods.base import Method, MethodSetup
+from vaebench.methods.base import Method
 from vaebench.models import Pass, bernoulli_log_likelihood, philox_eps
 from vaebench.ops import kl_normal, reparam_gjs, reparam_gjs_eager
 
@@ -19,11 +19,7 @@ class GJSVAE(Method):
     study_values = (0.1, 0.3, 0.5, 0.7, 0.9)  # the alphas the GJS authors' dSprites notebooks sweep
     log_names = ("div",)
     dual: ClassVar[bool] = False
-
-    def __init__(self, value: float, setup: MethodSetup):
-        super().__init__(value, setup)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{self.name}: alpha must lie in [0, 1], got {value}")
+    high = 1.0
 
     def forward(self, model, x, step, *, impl, seed, offset) -> Pass:
         mu, logvar = model.encode(x)

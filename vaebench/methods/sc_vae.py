@@ -12,7 +12,6 @@ import dataclasses
 import torch
 
 from vaebench.methods.autoencoders import _Autoencoder
-from vaebench.methods.base import MethodSetup
 from vaebench.models import Pass
 
 ISTA_STEPS = 5
@@ -24,11 +23,6 @@ class SCVAE(_Autoencoder):
     study_values = (0.1, 1.0, 3.0)
     log_names = ("l1", "sparsity")
     encoder_head = "ista"
-
-    def __init__(self, value: float, setup: MethodSetup):
-        super().__init__(value, setup)
-        if value < 0:
-            raise ValueError(f"sc_vae: lam must be >= 0, got {value}")
 
     def model_config(self, config):
         return dataclasses.replace(super().model_config(config), ista_steps=ISTA_STEPS)

@@ -50,11 +50,10 @@ class VampPrior(Method):
     study_values = (64.0, 500.0)  # 500: Tomczak & Welling's MNIST setting
     log_names = ("kl_normal",)
     keeps_state = True
+    count = True
 
     def __init__(self, value: float, setup: MethodSetup):
         super().__init__(value, setup)
-        if value < 1 or value != int(value):
-            raise ValueError(f"vampprior: pseudo_inputs must be a positive integer, got {value}")
         self.pseudo = PseudoInputs(int(value), torch.Generator().manual_seed(setup.seed)).to(setup.device)
         self.opt = torch.optim.Adam(self.pseudo.parameters(), lr=setup.lr)
 

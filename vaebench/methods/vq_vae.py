@@ -18,7 +18,6 @@ import dataclasses
 import torch
 
 from vaebench.methods.autoencoders import _Autoencoder
-from vaebench.methods.base import MethodSetup
 from vaebench.models import Pass, bernoulli_log_likelihood
 
 CODEBOOK_DIM = 8
@@ -31,11 +30,7 @@ class VQVAE(_Autoencoder):
     study_values = (64.0, 512.0)
     log_names = ("vq_loss",)
     encoder_head = "vq"
-
-    def __init__(self, value: float, setup: MethodSetup):
-        super().__init__(value, setup)
-        if value < 1 or value != int(value):
-            raise ValueError(f"vq_vae: codebook_size must be a positive integer, got {value}")
+    count = True
 
     def model_config(self, config):
         return dataclasses.replace(config, encoder="vq", latent_dim=config.latent_dim * CODEBOOK_DIM,
