@@ -254,3 +254,17 @@ def test_each_method_states_and_checks_the_values_its_setting_may_take(name, goo
     for v in bad:
         with pytest.raises(ValueError, match=f"{name}: {ALL[name].param} must be {rule}, got"):
             make_method(name, v, SETUP)
+
+
+def test_report_ranks_each_metric_best_first(tmp_path):
+    from vaebench.reports.methods import summary_markdown
+
+    # beta-VAE has the higher MIG and the higher (worse) total correlation
+    rows = [dict(unit=f"{m}_s{s}", method=m, param=p, setting=v, seed=s, mig=mig + 0.01 * s,
+                 gaussian_total_correlation=tc + 0.1 * s)
+            for m, p, v, mig, tc in (("beta_vae", "beta", 4.0, 0.3, 2.0), ("dip_vae_i", "lambda_od", 10.0, 0.1, 0.5))
+            for s in (0, 1)]
+    pd.DataFrame(rows).to_csv(tmp_path / "methods_metrics.csv", index=False)
+    text = summary_markdown(tmp_path)
+    assert "- MIG: beta-VAE > DIP-VAE-I " in text
+    assert "- Gaussian TC (lower is better): DIP-VAE-I > beta-VAE " in text

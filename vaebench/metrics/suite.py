@@ -48,6 +48,10 @@ HEADLINE = {
     "mig_sup": "MIG-sup", "dcimig": "DCIMIG", "jemmig": "JEMMIG", "pca_shape_knn_accuracy": "shape k-NN on PCA",
     "mig_chen": "MIG (Chen et al.)",
 }
+# The headline columns where a lower value is the better one: the unsupervised scores measure how
+# far the code is from factorised, so a disentangled code scores near zero.
+LOWER_IS_BETTER = frozenset({"gaussian_total_correlation", "gaussian_wasserstein_correlation_norm",
+                             "mutual_info_score"})
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vaebench.metrics.suite import HEADLINE
+from vaebench.metrics.suite import HEADLINE, LOWER_IS_BETTER
 from vaebench.reports.beta_vae import draw_traversal
 from vaebench.reports.metrics import headline_columns
 from vaebench.reports.plots import dots_by_group, finish_grid, first_seed_arrays, panel_grid, setting_groups
@@ -150,14 +150,16 @@ def summary_markdown(out_dir) -> str:
         ranks, wider = [], 0
         for c in cols:
             means = {label: g[c].mean() for label, g in groups}
-            order = sorted(means, key=lambda k: -means[k])
+            lower = c in LOWER_IS_BETTER
+            order = sorted(means, key=lambda k: means[k] if lower else -means[k])
             within, between = spread(table, c)
             wider += within > between
-            ranks.append(f"- {HEADLINE[c]}: {' > '.join(k.split(' (')[0] for k in order)} (seed sd {within:.3f} "
+            ranks.append(f"- {HEADLINE[c]}{' (lower is better)' if lower else ''}: "
+                         f"{' > '.join(k.split(' (')[0] for k in order)} (seed sd {within:.3f} "
                          f"vs sd between methods {between:.3f})")
-        lines += ["", f"Ranking by mean, and the seed spread against the spread between methods: on {wider} of "
-                      f"{len(cols)} metrics the seeds of one method spread more than the methods' means do.", "",
-                  *ranks]
+        lines += ["", f"Ranking by mean, best first, and the seed spread against the spread between methods: on "
+                      f"{wider} of {len(cols)} metrics the seeds of one method spread more than the methods' "
+                      "means do.", "", *ranks]
     notes = out_dir / NOTES
     if notes.exists():
         lines += ["", notes.read_text().strip()]
