@@ -41,6 +41,10 @@ def test_run_all_writes_tables_figures_report_and_provenance(smoke_run):
         assert key in run
     assert run["profile"] == "smoke" and set(run["finished_parts"]) == {"bench", "beta-vae", "methods", "models",
                                                                    "estimators"}
+    # the device it records names this CPU, which is how the reference tests tell whether bits must match
+    from vaebench.utils.provenance import ran_on_this_cpu
+
+    assert ran_on_this_cpu(run["device"]) and not ran_on_this_cpu("Another CPU (2 logical CPUs, torch threads 2)")
 
 
 def test_figures_rebuilds_the_same_files_from_csvs(smoke_run):

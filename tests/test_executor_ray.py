@@ -143,9 +143,11 @@ def test_methods_paper_grid_runs_on_ray_as_locally(tmp_path):
     assert len(grid) == 36 and {m for m, _ in grid} == set(mx.METHODS)
     first_two = [f"{m}={v:g}" for m, cls in mx.METHODS.items() for v in cls.study_values[:2]]
 
+    # One torch thread on both sides: a Ray task gets its CPUs' worth, the local run torch's default,
+    # and a reduction split over other thread counts rounds differently.
     tiny = dict(arch="mlp", latent_dim=4, mlp_hidden=32, lr=1e-3, steps=4, train_size=256, eval_size=256,
                 pca_points=64, trajectory_every=2, trajectory_size=256, num_seeds=1, suite_scale=0.0,
-                precision="fp32", eval_batch_size=256, export_models=True)
+                precision="fp32", eval_batch_size=256, export_models=True, num_threads=1)
     mx.run(tmp_path / "ray", "paper", progress=False, executor=RayExecutor(), settings=",".join(first_two), **tiny)
     on_ray = pd.read_csv(tmp_path / "ray" / "methods_mig.csv")
     assert len(on_ray) == 12 and set(on_ray["method"]) == set(mx.METHODS)

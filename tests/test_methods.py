@@ -219,24 +219,33 @@ def test_beta_vae_units_are_reused_from_a_beta_vae_run(tmp_path, monkeypatch):
 
 def test_committed_quick_beta_vae_unit_is_reproduced_bit_for_bit(tmp_path):
     """The shared trainer trains the committed quick run's (beta 1, seed 0) unit to the same bits:
-    its first 500 steps give the committed first loss row and MIG trajectory point."""
+    its first 500 steps give the committed first loss row and MIG trajectory point. On another kind
+    of CPU torch picks other bf16 kernels, and 500 steps carry their rounding into the fourth digit."""
+    import json
     from pathlib import Path
 
     from vaebench.experiments import beta_vae
     from vaebench.models.precision import bf16_supported
+    from vaebench.utils.provenance import ran_on_this_cpu
 
     ref = Path(__file__).resolve().parents[1] / "results"
     if not bf16_supported("cpu"):
         pytest.skip("the committed quick run trained in bf16 (precision auto on an AVX512-BF16 CPU)")
+    exact = ran_on_this_cpu(json.loads((ref / "run.json").read_text())["device"])
+    # Seen on an AMX Xeon against the AMD run: losses 3e-5 apart relatively; MIG and its gaps, still
+    # near 0 at step 500 (a few images across a bin edge move them), up to 2e-3 apart.
+    close = dict(check_exact=True) if exact else dict(check_exact=False, rtol=1e-3)
+    near = dict(check_exact=True) if exact else dict(check_exact=False, rtol=0, atol=5e-3)
     beta_vae.run(tmp_path, "quick", progress=False, betas="1", num_seeds=1, steps=500, suite_scale=0)
     cols = ["epoch", "step", "total", "recon", "kl"]
     mine = pd.read_csv(tmp_path / "beta_vae_losses.csv")[cols]
     theirs = pd.read_csv(ref / "beta_vae_losses.csv").query("beta == 1 and seed == 0")[cols].head(1)
-    pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True), **close)
     cols = ["step", "mig", "gap_shape", "gap_posX", "active_dims"]
     mine = pd.read_csv(tmp_path / "beta_vae_trajectory.csv")[cols]
     theirs = pd.read_csv(ref / "beta_vae_trajectory.csv").query("beta == 1 and seed == 0 and step <= 500")[cols]
-    pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True), **near)
+    assert mine["active_dims"].tolist() == theirs["active_dims"].tolist()
 
 
 @pytest.mark.parametrize("name, good, bad, rule", [

@@ -24,21 +24,31 @@ def git_commit(root: str | None = None) -> str:
         return "unknown"
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_description(device: str = "cpu") -> str:
     import torch
 
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})"
+    return f"{cpu_name()} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})"
+
+
+def ran_on_this_cpu(description: str) -> bool:
+    """Whether a recorded ``device_description`` names this machine's CPU model. torch's CPU
+    kernels are chosen by the instruction set (oneDNN's bf16 convolutions run on AMX where a CPU
+    has it), so training reproduces bit for bit only on the kind of CPU that recorded it."""
+    return description.split(" (")[0] == cpu_name()
 
 
 def provenance(**extra) -> dict:
