@@ -45,6 +45,12 @@ def test_run_all_writes_tables_figures_report_and_provenance(smoke_run):
     from vaebench.utils.provenance import ran_on_this_cpu
 
     assert ran_on_this_cpu(run["device"]) and not ran_on_this_cpu("Another CPU (2 logical CPUs, torch threads 2)")
+    # one model name covers machines with and without AVX-512: the instruction set tells them apart
+    from vaebench.utils.provenance import cpu_capability, cpu_name
+
+    assert cpu_capability() in run["device"]
+    assert not ran_on_this_cpu(f"{cpu_name()} (2 logical CPUs, torch threads 2, NOT-{cpu_capability()})")
+    assert ran_on_this_cpu(f"{cpu_name()} (2 logical CPUs, torch threads 2)")  # recorded before the set was
 
 
 def test_figures_rebuilds_the_same_files_from_csvs(smoke_run):

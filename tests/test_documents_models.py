@@ -264,6 +264,10 @@ def test_every_model_trains_and_is_summarised(smoke_models):
     assert 1 <= row.loc["vq_vae_codebook_size512", "perplexity"] <= 512
     assert 0 <= row.loc["sc_vae_lam1", "sparsity"] <= 1
     assert row.loc["vae_2d_beta1", "latent_dim"] == 2
+    from vaebench.models.precision import resolve_precision
+    from vaebench.utils.provenance import hardware
+
+    assert set(table["trained_on"]) == {hardware("cpu")} and set(table["precision"]) == {resolve_precision("auto")}
     with np.load(smoke_models / "models_arrays_vae_2d_beta1_seed0.npz") as a:
         assert a["latent_grid"].shape == (15, 15, 64, 64) and "prior_samples" in a
     with np.load(smoke_models / "models_arrays_denoising_ae_noise0_seed0.npz") as a:

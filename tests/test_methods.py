@@ -166,6 +166,11 @@ def test_smoke_run_of_every_method(smoke_run):
         mu, logvar = load_vae(path).encode(torch.zeros(2, 1, 64, 64))
         assert mu.shape == logvar.shape == (2, 4)
     assert len(pd.read_csv(smoke_run / "methods_trajectory.csv").groupby(["method", "seed"])) == 6
+    # each unit says where it was trained: a run's seeds may come from several machines
+    from vaebench.utils.provenance import cpu_capability, cpu_name
+
+    own = pd.read_csv(smoke_run / "methods_mig.csv")
+    assert set(own["trained_on"]) == {f"{cpu_name()}, {cpu_capability()}"}
 
 
 def test_factor_vae_resume_restores_the_discriminator(tmp_path, monkeypatch):
@@ -277,3 +282,27 @@ def test_report_ranks_each_metric_best_first(tmp_path):
     text = summary_markdown(tmp_path)
     assert "- MIG: beta-VAE > DIP-VAE-I " in text
     assert "- Gaussian TC (lower is better): DIP-VAE-I > beta-VAE " in text
+
+
+def test_report_gives_speed_per_seed_and_where_each_seed_was_trained(tmp_path):
+    import json
+
+    from vaebench.reports.methods import images_per_second, summary_markdown
+
+    # two methods, two seeds on two machines; one loss row every 100 steps of batch 10
+    losses, own = [], []
+    for (m, p, v), speed in ((("beta_vae", "beta", 4.0), 1000.0), (("dip_vae_i", "lambda_od", 10.0), 500.0)):
+        for s, where, precision in ((0, "CPU A, AVX512", "bf16"), (1, "CPU B, AVX2", "fp32")):
+            # the first row at 1x the unit's speed, the second at 3x: 200 images in 0.1 + 0.1/3 s
+            losses += [dict(method=m, param=p, setting=v, seed=s, step=100 * k, images_per_s=speed * (s + 1) * f)
+                       for k, f in ((1, 1.0), (2, 3.0))]
+            own.append(dict(method=m, param=p, setting=v, seed=s, mig=0.1 + s, recon=50.0, kl=10.0,
+                            trained_on=where, precision=precision))
+    pd.DataFrame(losses).to_csv(tmp_path / "methods_losses.csv", index=False)
+    pd.DataFrame(own).to_csv(tmp_path / "methods_mig.csv", index=False)
+    (tmp_path / "methods_config.json").write_text(json.dumps({"config": {"batch_size": 10}}))
+    speed = images_per_second(pd.read_csv(tmp_path / "methods_losses.csv"), 10)
+    assert speed[("dip_vae_i", 10.0, 1)] == pytest.approx(2000 / (1000 / 1000 + 1000 / 3000))
+    text = summary_markdown(tmp_path)
+    assert "| training images/s | 2,250 +- 1,061 (1,500 / 3,000) | 1,125 +- 530 (750 / 1,500) |" in text
+    assert ("seed 0: CPU A, AVX512, bf16 (2 units); seed 1: CPU B, AVX2, fp32 (2 units)." in text)

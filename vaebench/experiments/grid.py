@@ -37,7 +37,7 @@ from vaebench.training.evaluation import Probe, evaluate
 from vaebench.training.files import UnitFiles
 from vaebench.training import loop
 from vaebench.utils import allocator, io
-from vaebench.utils.provenance import provenance
+from vaebench.utils.provenance import hardware, provenance
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def run_unit(setup: RunSetup, unit, out_dir: Path, device: str = "cpu", *, progr
     finally:
         torch.set_num_threads(threads)
     metrics = {**keys, **scores, "steps": history[-1]["step"], "train_seconds": loop.train_seconds(history, cfg.batch_size),
-               "precision": prec.resolve_precision(cfg.precision, device)}
+               "precision": prec.resolve_precision(cfg.precision, device), "trained_on": hardware(device)}
     unit_files.save_npz(files.arrays, arrays)
     kept = {"method_state": method.model_part()} if method.keeps_state else {}  # e.g. the VampPrior's prior
     if cfg.export_models:

@@ -19,7 +19,8 @@ Units, files and resume are those of the methods experiment (``vaebench.experime
   plain autoencoder's minus this model's, of the same seed);
 - ``kl_normal``: the analytic KL(q || N(0, I)) on the same images (for the models whose prior is
   N(0, I) it is the rate without its sampling noise; the VampPrior's differs from its ``rate``);
-- the unit's own MIG, active units, training images/s, the model's own
+- the unit's own MIG, active units, training images/s with where and at which precision it was
+  trained (``trained_on``: units of one run may come from several machines), the model's own
   figures of merit (``Method.merits``: sparsity, mean activation) and the suite's headline columns.
 """
 from __future__ import annotations
@@ -209,7 +210,8 @@ def model_row(exp, unit, path: Path, finished) -> dict:
             "iwae_nll": row.pop("iwae_nll", float("nan")), "iwae_samples": cfg.iwae_samples if model.is_gaussian else 0,
             "kl_normal": row.pop("kl_normal", float("nan")),
             "mig": metrics["mig"], "active_dims": metrics["active_dims"], "latent_dim": model.latent_dim,
-            "images_per_s": _images_per_s(history, cfg.batch_size), **row, "summary_images": n,
+            "images_per_s": _images_per_s(history, cfg.batch_size), "precision": metrics.get("precision"),
+            "trained_on": metrics.get("trained_on"), **row, "summary_images": n,
             "model_file": str(path)}
 
 

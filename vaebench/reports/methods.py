@@ -95,12 +95,14 @@ def make_figures(out_dir) -> list[Path]:
 
 
 def images_per_second(losses: pd.DataFrame, batch_size: int) -> pd.Series:
-    """Training throughput per (method, setting): all its units' images over their training seconds
-    (each loss row covers the steps since the previous row of its unit)."""
-    steps = losses.groupby(["method", "setting", "seed"])["step"].diff().fillna(losses["step"])
+    """Training throughput per unit (method, setting, seed): its images over its training seconds
+    (each loss row covers the steps since the previous row of its unit). Per unit, because the
+    seeds of a run may be trained on different machines: compare methods within a seed."""
+    keys = ["method", "setting", "seed"]
+    steps = losses.groupby(keys)["step"].diff().fillna(losses["step"])
     images = steps * batch_size
-    per = pd.DataFrame({"method": losses["method"], "setting": losses["setting"], "images": images,
-                        "seconds": images / losses["images_per_s"]}).groupby(["method", "setting"]).sum()
+    per = pd.DataFrame({**{k: losses[k] for k in keys}, "images": images,
+                        "seconds": images / losses["images_per_s"]}).groupby(keys).sum()
     return per["images"] / per["seconds"]
 
 
@@ -143,9 +145,14 @@ def summary_markdown(out_dir) -> str:
     try:
         speed = images_per_second(_read(out_dir, "losses"), _batch_size(out_dir))
         lines.append("| training images/s | " + " | ".join(
-            f"{speed.get((g['method'].iloc[0], g['setting'].iloc[0]), float('nan')):,.0f}" for _, g in groups) + " |")
+            _cell(speed.get((g["method"].iloc[0], g["setting"].iloc[0]), pd.Series(dtype=float)), "{:,.0f}")
+            for _, g in groups) + " |")
     except FileNotFoundError:
         pass
+    machines = _machines(out_dir)
+    if machines:
+        lines += ["", "Where each seed was trained (images/s compare methods within a seed, on one machine): "
+                      + "; ".join(machines) + "."]
     if len(groups) > 1 and len(seeds) > 1:
         ranks, wider = [], 0
         for c in cols:
@@ -164,6 +171,22 @@ def summary_markdown(out_dir) -> str:
     if notes.exists():
         lines += ["", notes.read_text().strip()]
     return "\n".join(lines) + "\n"
+
+
+def _machines(out_dir: Path) -> list[str]:
+    """"seed S: <hardware>, <precision> (N units)" per seed and machine, from the units' own records
+    (``trained_on``, recorded since units carry it; older units count as "not recorded")."""
+    try:
+        own = _read(out_dir, "mig")
+    except FileNotFoundError:
+        return []
+    if "trained_on" not in own.columns:
+        return []
+    own = own.assign(trained_on=own["trained_on"].fillna("not recorded"), precision=own["precision"].fillna("?"))
+    out = []
+    for (seed, where, precision), g in own.groupby(["seed", "trained_on", "precision"], sort=True):
+        out.append(f"seed {seed}: {where}, {precision} ({len(g)} unit{'s' * (len(g) > 1)})")
+    return out
 
 
 def _batch_size(out_dir: Path) -> int:

@@ -36,19 +36,42 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_capability() -> str:
+    """The vector instruction set torch's CPU kernels dispatch to here ("AVX2", "AVX512", ...):
+    one model name ("AMD EPYC") covers machines with and without AVX-512 and native bfloat16."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def hardware(device: str = "cpu") -> str:
+    """What a unit's bits depend on, without the thread count: the GPU's name, or the CPU model and
+    its instruction set (e.g. "AMD EPYC, AVX2"). Recorded with each trained unit, whose seeds may
+    be trained on different machines over several sessions."""
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{cpu_name()}, {cpu_capability()}"
+
+
 def device_description(device: str = "cpu") -> str:
     import torch
 
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{cpu_name()} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})"
+    return f"{cpu_name()} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}, {cpu_capability()})"
 
 
 def ran_on_this_cpu(description: str) -> bool:
-    """Whether a recorded ``device_description`` names this machine's CPU model. torch's CPU
-    kernels are chosen by the instruction set (oneDNN's bf16 convolutions run on AMX where a CPU
-    has it), so training reproduces bit for bit only on the kind of CPU that recorded it."""
-    return description.split(" (")[0] == cpu_name()
+    """Whether a recorded ``device_description`` names this machine's CPU model and, where it
+    records one, its instruction set. torch's CPU kernels are chosen by the instruction set
+    (oneDNN's bf16 convolutions run on AMX where a CPU has it), so training reproduces bit for
+    bit only on the kind of CPU that recorded it. Older descriptions name the model alone."""
+    name, _, rest = description.partition(" (")
+    details = [d.strip() for d in rest.rstrip(")").split(",")]
+    recorded = [d for d in details[2:] if d]  # after "N logical CPUs", "torch threads N"
+    return name == cpu_name() and (not recorded or recorded[0] == cpu_capability())
 
 
 def provenance(**extra) -> dict:
