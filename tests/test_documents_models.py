@@ -292,6 +292,11 @@ def test_models_resume_and_their_files_load(smoke_models, monkeypatch):
     assert trained == []  # every unit was finished
     after = pd.read_csv(smoke_models / "models_summary.csv")
     pd.testing.assert_frame_equal(before, after)
+    # --score-only on a grown grid: the new unit is neither trained nor summarised
+    grown = dict(SMALL, settings=",".join(mdl.CHOSEN + ("gjs_vae=0.1",)))
+    mdl.run(smoke_models, "smoke", progress=False, train=False, **grown)
+    assert trained == []
+    pd.testing.assert_frame_equal(before, pd.read_csv(smoke_models / "models_summary.csv"))
     state = load_torch(smoke_models / "models_checkpoints" / "vampprior_pseudo_inputs64_seed0_end.pt")
     assert "module.pseudo_inputs" in state["method_state"]  # the prior is kept with the model
     model = load_vae(smoke_models / "models_checkpoints" / "sc_vae_lam1_seed0_end.pt")

@@ -198,6 +198,29 @@ def test_factor_vae_resume_restores_the_discriminator(tmp_path, monkeypatch):
         pd.testing.assert_frame_equal(b[cols], a[cols], check_exact=True)
 
 
+def test_score_only_scores_the_finished_units_and_trains_nothing(tmp_path, monkeypatch):
+    """`run methods --score-only`: the suite on the units a run has finished, while it trains others."""
+    from vaebench.cli import main
+
+    out = tmp_path / "run"
+    mx.run(out, "smoke", progress=False, **dict(TINY, settings="dip_vae_i=10"))  # suite_scale 0: unscored
+    assert not (out / "methods_metrics.csv").exists()
+    monkeypatch.setattr(loop, "train", lambda *a, **k: pytest.fail("--score-only trained a unit"))
+    sets = [f"{k}={v}" for k, v in dict(TINY, suite_scale=0.003).items()]
+    args = ["run", "methods", "--profile", "smoke", "--out", str(out), "--no-progress", "--score-only",
+            "--set", "settings=dip_vae_i=10,beta_tcvae=6", *(x for s in sets for x in ("--set", s))]
+    assert main(args) == 0  # beta-TCVAE, not trained, is neither trained nor scored
+    table = pd.read_csv(out / "methods_metrics.csv")
+    assert table["unit"].tolist() == ["dip_vae_i_lambda_od10_seed0"] and table["sap"].notna().all()
+    assert not (out / "run.json").exists() and (out / "REPORT.md").exists()
+    with pytest.raises(SystemExit) as e:  # main(): one line, exit 2
+        main(args + ["--force"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["run", "beta-vae", "--profile", "smoke", "--out", str(tmp_path / "b"), "--score-only"])
+    assert e.value.code == 2 and not (tmp_path / "b").exists()
+
+
 def test_beta_vae_units_are_reused_from_a_beta_vae_run(tmp_path, monkeypatch):
     from vaebench.experiments import beta_vae
 

@@ -120,6 +120,8 @@ def _run_parts(args, executor) -> int:
         print(f"[vaebench] {name} has no profile {args.profile!r}: skipped", flush=True)
         del modules[name]
         parts.remove(name)
+    if args.score_only:
+        _keep_scored_parts(args, modules, parts)
     known = {f.name for m in modules.values() for f in dataclasses.fields(m.PROFILES[args.profile])}
     unused = set(_parse_set(args.set)) - known
     if unused:
@@ -133,6 +135,8 @@ def _run_parts(args, executor) -> int:
         # Parts made of independent units take the executor; the benchmark always runs here.
         if "executor" in inspect.signature(module.run).parameters:
             overrides["executor"] = executor
+        if args.score_only:
+            overrides["train"] = False
         print(f"[vaebench] {name} ({args.profile}) -> {out_dir}", flush=True)
         t0 = time.time()
         # The benchmark times every device present unless one is named.
@@ -147,7 +151,8 @@ def _run_parts(args, executor) -> int:
             failed[name] = e
             continue
         finished[name] = round(time.time() - t0, 1)
-        _write_run_json(out_dir, args, parts, started, finished)
+        if not args.score_only:  # run.json records training runs; a scoring pass trained nothing
+            _write_run_json(out_dir, args, parts, started, finished)
     figures = report.make_figures(out_dir)
     path = report.write_report(out_dir)
     print(f"[vaebench] wrote {len(figures)} figures and {path}")
@@ -158,8 +163,25 @@ def _run_parts(args, executor) -> int:
     return 1 if failed else 0
 
 
+def _keep_scored_parts(args, modules: dict, parts: list[str]) -> None:
+    """--score-only: the parts made of scored units (their run takes ``train``); `all` skips the others."""
+    if args.force:
+        raise ValueError("--score-only trains nothing, --force starts every unit again: expected one of them, "
+                         "got both")
+    unscored = [name for name, m in modules.items() if "train" not in inspect.signature(m.run).parameters]
+    if unscored and args.what != "all":
+        scored = [name for name, path in PARTS.items()
+                  if "train" in inspect.signature(importlib.import_module(path).run).parameters]
+        raise ValueError(f"--score-only: expected a part made of scored units ({', '.join(scored)}), "
+                         f"got {args.what}")
+    for name in unscored:
+        print(f"[vaebench] {name} has no units to score: skipped", flush=True)
+        del modules[name]
+        parts.remove(name)
+
+
 def cmd_bench(args) -> int:
-    args.what, args.data, args.impl = "bench", None, None
+    args.what, args.data, args.impl, args.score_only = "bench", None, None, False
     return cmd_run(args)
 
 
@@ -267,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "beta-VAE units on a 2-core CPU)")
     run.add_argument("--max-retries", type=int, default=2,
                      help="times a failing unit is retried before it is reported and skipped")
+    run.add_argument("--score-only", action="store_true",
+                     help="train nothing: score the units already finished (the metric suite, the models summary) "
+                          "and rebuild figures and REPORT.md; for a run built over sessions, while its other units "
+                          "train (methods and models)")
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("bench", formatter_class=fmt, help="kernel vs eager vs torch.compile speed",

@@ -325,11 +325,16 @@ def _reuse_row(unit, csv: Path, model: Path) -> None:
         scoring.append_row(csv, row, key="unit")
 
 
-def run(exp, executor=None, progress: bool = True) -> None:
+def run(exp, executor=None, progress: bool = True, *, train: bool = True) -> None:
     """Runs every unit of ``exp`` (locally, one after another, or with ``executor``), then scores
-    every finished unit with the metric suite (``score_finished``), also when some unit failed."""
+    every finished unit with the metric suite (``score_finished``), also when some unit failed.
+    ``train=False`` only scores the units already finished: a run built over sessions shows them
+    while its other units still train."""
     from vaebench.executors import UnitsFailed, run_experiment
 
+    if not train:
+        score_finished(exp, progress)
+        return
     try:
         run_experiment(exp, executor, progress=progress)
     except UnitsFailed:

@@ -177,8 +177,8 @@ def experiment(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: b
 
 
 def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "cpu",
-        progress: bool = True, executor=None, **overrides) -> None:
+        progress: bool = True, executor=None, train: bool = True, **overrides) -> None:
     """Trains, evaluates and scores every (method, setting, seed) of ``profile`` into ``out_dir``
-    (see module doc), locally or with ``executor``."""
+    (see module doc), locally or with ``executor``; ``train=False``: scores the finished ones only."""
     exp = experiment(out_dir, profile, seed=seed, force=force, device=device, **overrides)
-    grid.run(exp, executor, progress)
+    grid.run(exp, executor, progress, train=train)

@@ -110,18 +110,19 @@ def experiment(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: b
 
 
 def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "cpu",
-        progress: bool = True, executor=None, **overrides) -> None:
+        progress: bool = True, executor=None, train: bool = True, **overrides) -> None:
     """Trains, evaluates and scores every (model, setting, seed) of ``profile`` into ``out_dir``, then
-    writes ``models_summary.csv`` (see module doc)."""
+    writes ``models_summary.csv`` (see module doc); ``train=False``: scores and summarises the finished
+    ones only."""
     exp = experiment(out_dir, profile, seed=seed, force=force, device=device, **overrides)
     try:
-        grid.run(exp, executor, progress)
+        grid.run(exp, executor, progress, train=train)
     finally:
         summarize(exp)
     digits = digits_experiment(exp.config.cfg, Path(out_dir) / "digits", seed=seed, force=force, device=device)
     if digits is not None:
         try:
-            grid.run(digits, executor, progress)
+            grid.run(digits, executor, progress, train=train)
         finally:
             summarize(digits)
 
