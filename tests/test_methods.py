@@ -328,4 +328,10 @@ def test_report_gives_speed_per_seed_and_where_each_seed_was_trained(tmp_path):
     assert speed[("dip_vae_i", 10.0, 1)] == pytest.approx(2000 / (1000 / 1000 + 1000 / 3000))
     text = summary_markdown(tmp_path)
     assert "| training images/s | 2,250 +- 1,061 (1,500 / 3,000) | 1,125 +- 530 (750 / 1,500) |" in text
-    assert ("seed 0: CPU A, AVX512, bf16 (2 units); seed 1: CPU B, AVX2, fp32 (2 units)." in text)
+    assert "- seed 0: CPU A, AVX512, bf16 (2 units)\n- seed 1: CPU B, AVX2, fp32 (2 units)\n" in text
+    # a seed whose units come from two machines names them; units from before the record say so
+    mixed = pd.read_csv(tmp_path / "methods_mig.csv")
+    mixed.loc[(mixed.seed == 1) & (mixed.method == "beta_vae"), ["trained_on", "precision"]] = [None, "bf16"]
+    mixed.to_csv(tmp_path / "methods_mig.csv", index=False)
+    assert ("- seed 1: CPU B, AVX2, fp32 (DIP-VAE-I); machine not recorded, bf16 (beta-VAE)\n"
+            in summary_markdown(tmp_path))

@@ -151,8 +151,8 @@ def summary_markdown(out_dir) -> str:
         pass
     machines = _machines(out_dir)
     if machines:
-        lines += ["", "Where each seed was trained (images/s compare methods within a seed, on one machine): "
-                      + "; ".join(machines) + "."]
+        lines += ["", "Where each seed was trained (images/s compare methods trained on one machine):", "",
+                  *(f"- {m}" for m in machines)]
     if len(groups) > 1 and len(seeds) > 1:
         ranks, wider = [], 0
         for c in cols:
@@ -174,18 +174,25 @@ def summary_markdown(out_dir) -> str:
 
 
 def _machines(out_dir: Path) -> list[str]:
-    """"seed S: <hardware>, <precision> (N units)" per seed and machine, from the units' own records
-    (``trained_on``, recorded since units carry it; older units count as "not recorded")."""
+    """One line per seed: "seed S: <hardware>, <precision> (N units)", naming the methods where a seed's
+    units come from several machines, from the units' own records (``trained_on``, recorded since units
+    carry it; older units count as "machine not recorded")."""
     try:
         own = _read(out_dir, "mig")
     except FileNotFoundError:
         return []
     if "trained_on" not in own.columns:
         return []
-    own = own.assign(trained_on=own["trained_on"].fillna("not recorded"), precision=own["precision"].fillna("?"))
+    own = own.assign(trained_on=own["trained_on"].fillna("machine not recorded"),
+                     precision=own["precision"].fillna("?"))
     out = []
-    for (seed, where, precision), g in own.groupby(["seed", "trained_on", "precision"], sort=True):
-        out.append(f"seed {seed}: {where}, {precision} ({len(g)} unit{'s' * (len(g) > 1)})")
+    for seed, units in own.groupby("seed", sort=True):
+        parts = []
+        for (where, precision), g in units.groupby(["trained_on", "precision"], sort=True):
+            what = (f"{len(g)} unit{'s' * (len(g) > 1)}" if len(g) == len(units)
+                    else ", ".join(NAMES.get(m, m) for m in g["method"]))
+            parts.append(f"{where}, {precision} ({what})")
+        out.append(f"seed {seed}: " + "; ".join(parts))
     return out
 
 
