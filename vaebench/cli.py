@@ -163,15 +163,19 @@ def _run_parts(args, executor) -> int:
     return 1 if failed else 0
 
 
+def _scores_units(module) -> bool:
+    """Whether a part is made of scored units: its run can skip training (``train=False``)."""
+    return "train" in inspect.signature(module.run).parameters
+
+
 def _keep_scored_parts(args, modules: dict, parts: list[str]) -> None:
-    """--score-only: the parts made of scored units (their run takes ``train``); `all` skips the others."""
+    """--score-only: the parts made of scored units; `all` skips the others."""
     if args.force:
         raise ValueError("--score-only trains nothing, --force starts every unit again: expected one of them, "
                          "got both")
-    unscored = [name for name, m in modules.items() if "train" not in inspect.signature(m.run).parameters]
+    unscored = [name for name, m in modules.items() if not _scores_units(m)]
     if unscored and args.what != "all":
-        scored = [name for name, path in PARTS.items()
-                  if "train" in inspect.signature(importlib.import_module(path).run).parameters]
+        scored = [name for name, path in PARTS.items() if _scores_units(importlib.import_module(path))]
         raise ValueError(f"--score-only: expected a part made of scored units ({', '.join(scored)}), "
                          f"got {args.what}")
     for name in unscored:
