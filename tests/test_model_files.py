@@ -131,4 +131,5 @@ def test_committed_models_load_as_data_to_the_same_encoder_output():
         reference.load_state_dict(trusted["model_state"])
         with torch.no_grad():
             for a, b in zip(load_vae(path).encode(x), reference.eval().encode(x)):
-                assert torch.equal(a, b), path
+                # an autoencoder's code has no log-variance: None on both sides
+                assert (a is None and b is None) or torch.equal(a, b), path
