@@ -152,13 +152,32 @@ def test_exported_models_rescore_to_the_runs_numbers(tmp_path, capsys):
 def test_evaluate_summary_pools_models_per_beta():
     table = pd.DataFrame({"model": list("abcde"), "beta": [4.0, 4.0, 8.0, 4.0, None],
                           "seed": [0, 1, 0, 3, None], "mig": [0.10, 0.20, 0.05, 0.30, 0.9]})
-    s = evaluate.summarize(table).set_index("beta")
-    assert list(s.index) == [4.0, 8.0] and list(s["n"]) == [3, 1]  # the beta-less model is left out
-    assert s.loc[4.0, "mig_mean"] == pytest.approx(0.2) and s.loc[4.0, "mig_sd"] == pytest.approx(0.1)
-    assert (s.loc[4.0, "mig_min"], s.loc[4.0, "mig_max"]) == (0.10, 0.30) and np.isnan(s.loc[8.0, "mig_sd"])
+    s = evaluate.summarize(table).set_index("group")
+    assert list(s.index) == ["beta=4", "beta=8"] and list(s["n"]) == [3, 1]  # the beta-less model is left out
+    assert s.loc["beta=4", "mig_mean"] == pytest.approx(0.2) and s.loc["beta=4", "mig_sd"] == pytest.approx(0.1)
+    assert (s.loc["beta=4", "mig_min"], s.loc["beta=4", "mig_max"]) == (0.10, 0.30)
+    assert np.isnan(s.loc["beta=8", "mig_sd"])
     text = evaluate.format_table(table)
     assert "beta=4 over 3 model(s): mig=0.2000 +- 0.1000" in text and "beta=4: mig min 0.1000, max 0.3000" in text
     assert "beta=8 over 1 model(s): mig=0.0500\n" in text
+
+
+def test_evaluate_summary_groups_method_files_by_method_and_setting():
+    # the methods' and models' files record method, param and setting, not beta: a beta-VAE method
+    # file pools with a beta-VAE run's file of the same beta, other methods group on their own
+    table = pd.DataFrame({"model": list("abcdef"),
+                          "method": [None, "beta_vae", "factor_vae", "factor_vae", "vq_vae", None],
+                          "param": [None, "beta", "gamma", "gamma", "codebook_size", None],
+                          "setting": [None, 16.0, 10.0, 10.0, 512.0, None],
+                          "beta": [16.0, None, None, None, None, 2.0], "mig": [0.1, 0.3, 0.2, 0.4, 0.01, 0.5]})
+    s = evaluate.summarize(table).set_index("group")
+    # families in name order, settings numerically (16 after 2)
+    assert list(s.index) == ["beta=2", "beta=16", "factor_vae gamma=10", "vq_vae codebook_size=512"]
+    assert list(s["n"]) == [1, 2, 2, 1] and s.loc["beta=16", "mig_mean"] == pytest.approx(0.2)
+    assert s.loc["factor_vae gamma=10", "mig_sd"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    text = evaluate.format_table(table)
+    assert "factor_vae gamma=10 over 2 model(s): mig=0.3000 +- 0.1414" in text
+    assert "method=nan" not in text and "beta=nan" not in text
 
 
 def test_evaluate_names_what_is_missing(tmp_path):

@@ -38,8 +38,8 @@ def score_models(paths: list[str | Path], *, size: int | None = 10_000, seed: in
                  precision: str = "fp32", num_bins: int = 20, data_path: str | None = None,
                  progress: bool = True, metrics="mig", scale: float = 1.0, n_jobs: int = 2,
                  out: str | Path | None = None, force: bool = False) -> pd.DataFrame:
-    """One row per model: file, weights digest, beta, seed, step (where the file records them),
-    then the columns of ``metrics`` ("all" or names of ``vaebench.metrics.METRICS``): mig,
+    """One row per model: file, weights digest, method, param, setting or beta, seed, step (where
+    the file records them), then the columns of ``metrics`` ("all" or names of ``vaebench.metrics.METRICS``): mig,
     gap_<factor>, active_dims on ``size`` random grid images (None: the whole grid), the same for
     every model; the others at the study sizes times ``scale``. ``seed`` fixes every draw."""
     from vaebench.data.dsprites import load_dsprites
@@ -61,12 +61,30 @@ def score_models(paths: list[str | Path], *, size: int | None = 10_000, seed: in
                                n_jobs=n_jobs, progress=progress, key="model", force=force)
 
 
+def _group(row: pd.Series) -> tuple[str, str, float] | None:
+    """A model's family, group label and setting from what its file records: ``factor_vae gamma=10``
+    for a method's model, ``beta=4`` for a beta-VAE (a method file's or a beta-VAE run's); None
+    where the file records neither."""
+    method, setting = row.get("method"), row.get("setting")
+    if isinstance(method, str) and pd.notna(setting):
+        label = f"{row.get('param')}={setting:g}"
+        return method, label if method == "beta_vae" else f"{method} {label}", float(setting)
+    beta = row.get("beta")
+    return ("beta_vae", f"beta={beta:g}", float(beta)) if pd.notna(beta) else None
+
+
 def summarize(table: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
-    """Per beta over the models scored (e.g. seeds pooled from several results folders): n, and the
-    mean, sd (n - 1), min and max of every headline metric present. Models without a beta are left out."""
-    known = table.dropna(subset=["beta"])
+    """Per group (a method at one setting, e.g. seeds pooled from several results folders): n, and
+    the mean, sd (n - 1), min and max of every headline metric present. Models whose file records
+    no setting are left out."""
     columns = columns or [c for c in HEADLINE if c in table]
-    g = known.groupby("beta", sort=True)
+    keys = [_group(r) for _, r in table.iterrows()]
+    known = table[[k is not None for k in keys]].copy()
+    known_keys = [k for k in keys if k is not None]
+    known["group"] = [k[1] for k in known_keys]
+    known["_order"] = list(zip((k[0] for k in known_keys), (k[2] for k in known_keys)))
+    known = known.sort_values("_order", kind="stable")
+    g = known.groupby("group", sort=False)
     out = pd.DataFrame({"n": g.size()})
     for c in columns:
         out[f"{c}_mean"], out[f"{c}_sd"] = g[c].mean(), g[c].std(ddof=1)
@@ -75,11 +93,12 @@ def summarize(table: pd.DataFrame, columns: list[str] | None = None) -> pd.DataF
 
 
 def format_table(table: pd.DataFrame) -> str:
-    cols = [c for c in table.columns if c in ("beta", "seed", "step", "active_dims") or c in HEADLINE
-            or c.startswith("gap_")]
+    cols = [c for c in table.columns if c in ("method", "setting", "beta", "seed", "step", "active_dims")
+            or c in HEADLINE or c.startswith("gap_")]
     lines = []
     for _, r in table.iterrows():
-        values = " ".join(f"{c}={r[c]:.4f}" if isinstance(r[c], float) else f"{c}={r[c]}" for c in cols)
+        present = [c for c in cols if not pd.isna(r[c])]  # a beta-VAE file has no method, a method's no beta
+        values = " ".join(f"{c}={r[c]:.4f}" if isinstance(r[c], float) else f"{c}={r[c]}" for c in present)
         lines.append(f"{r['model']}: {values}")
     summary = summarize(table)
     headline = [c for c in HEADLINE if c in table]
@@ -88,8 +107,8 @@ def format_table(table: pd.DataFrame) -> str:
         for c in headline:
             sd = "" if np.isnan(r[f"{c}_sd"]) else f" +- {r[f'{c}_sd']:.4f}"
             parts.append(f"{c}={r[f'{c}_mean']:.4f}{sd}")
-        lines.append(f"beta={r['beta']:g} over {r['n']} model(s): " + " ".join(parts))
+        lines.append(f"{r['group']} over {r['n']} model(s): " + " ".join(parts))
     if "mig" in headline:
         for r in summary.to_dict("records"):
-            lines.append(f"beta={r['beta']:g}: mig min {r['mig_min']:.4f}, max {r['mig_max']:.4f}")
+            lines.append(f"{r['group']}: mig min {r['mig_min']:.4f}, max {r['mig_max']:.4f}")
     return "\n".join(lines) + "\n"

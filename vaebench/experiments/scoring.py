@@ -128,7 +128,8 @@ def score_files(entries: list[dict], data, csv: Path | None, *, settings: dict, 
                 continue
         model = load_vae(state, map_location=device, source=entry["path"])
         row = {k: v for k, v in entry.items() if k != "path"}
-        row.update({k: state[k] for k in ("beta", "seed", "step") if k not in row and k in state})
+        row.update({k: state[k] for k in ("method", "param", "setting", "beta", "seed", "step")
+                    if k not in row and k in state})
         suite = score_model(model, data, seed=seed, sizes=sizes, metrics=metrics, mig_indices=mig_indices,
                             device=device, precision=precision, n_jobs=n_jobs)
         row.update({k: v for k, v in suite.items() if k not in row})  # an entry's own columns win
