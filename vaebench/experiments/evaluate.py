@@ -40,8 +40,9 @@ def score_models(paths: list[str | Path], *, size: int | None = 10_000, seed: in
                  out: str | Path | None = None, force: bool = False) -> pd.DataFrame:
     """One row per model: file, weights digest, method, param, setting or beta, seed, step (where
     the file records them), then the columns of ``metrics`` ("all" or names of
-    ``vaebench.metrics.METRICS``): mig, gap_<factor>, active_dims on ``size`` random grid images (None: the whole grid), the same for
-    every model; the others at the study sizes times ``scale``. ``seed`` fixes every draw."""
+    ``vaebench.metrics.METRICS``): mig, gap_<factor>, active_dims on ``size`` random grid images
+    (None: the whole grid), the same for every model; the others at the study sizes times ``scale``.
+    ``seed`` fixes every draw."""
     from vaebench.data.dsprites import load_dsprites
 
     if size is not None and size < 2:
