@@ -80,11 +80,8 @@ def summarize(table: pd.DataFrame, columns: list[str] | None = None) -> pd.DataF
     no setting are left out."""
     columns = columns or [c for c in HEADLINE if c in table]
     keys = [_group(r) for _, r in table.iterrows()]
-    known = table[[k is not None for k in keys]].copy()
-    known_keys = [k for k in keys if k is not None]
-    known["group"] = [k[1] for k in known_keys]
-    known["_order"] = list(zip((k[0] for k in known_keys), (k[2] for k in known_keys)))
-    known = known.sort_values("_order", kind="stable")
+    rows = sorted((i for i, k in enumerate(keys) if k), key=lambda i: (keys[i][0], keys[i][2]))  # family, then setting
+    known = table.iloc[rows].assign(group=[keys[i][1] for i in rows])
     g = known.groupby("group", sort=False)
     out = pd.DataFrame({"n": g.size()})
     for c in columns:
