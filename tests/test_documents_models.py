@@ -146,6 +146,7 @@ def test_lista_head_is_unrolled_ista():
     head = ListaHead(width=6, dim=4, steps=3)
     with torch.no_grad():
         head.G.weight.normal_(0, 0.3)
+        head.raw_theta.fill_(-1.0)  # theta = softplus(-1) ~ 0.31: some of the codes below are exact zeros
     h = torch.randn(5, 6, dtype=torch.float64)
     head = head.double()
     W, b, G, th = (t.detach().numpy() for t in (head.W.weight, head.W.bias, head.G.weight, head.theta))
@@ -162,6 +163,23 @@ def test_lista_head_is_unrolled_ista():
     assert (out == 0).any()  # exact zeros
     u = torch.tensor([-2.0, -0.1, 0.0, 0.05, 3.0])
     assert torch.equal(soft_threshold(u, torch.tensor(0.5)), torch.tensor([-1.5, 0.0, 0.0, 0.0, 2.5]))
+
+
+@pytest.mark.parametrize("arch", ["conv", "mlp", "chen"])
+def test_sc_vae_encoder_learns_from_initialisation(arch):
+    # A threshold above every image's |W h| zeroes every code, and a code that is zero for every
+    # input passes no gradient back: the encoder could never start. Real sprites, every backbone.
+    from vaebench.data.render import render
+
+    rng = np.random.default_rng(0)
+    x = render(rng.integers(0, 3, 16), rng.uniform(0.5, 1, 16), rng.uniform(0, 2 * math.pi, 16),
+               rng.uniform(0, 1, 16), rng.uniform(0, 1, 16), dtype=torch.float32).unsqueeze(1)
+    model, m = _model("sc_vae", 1.0, TrainConfig(arch=arch, latent_dim=10))
+    p = m.forward(model, x, 0, impl="fused", seed=0, offset=0)
+    assert float((p.z != 0).float().mean()) > 0.5
+    m.loss(p, 0)[0].backward()
+    first = next(model.encoder.parameters())
+    assert first.grad is not None and float(first.grad.abs().sum()) > 0
 
 
 def test_sc_vae_loss_is_recon_plus_l1():

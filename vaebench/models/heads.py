@@ -16,9 +16,14 @@
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+THETA_INIT = 0.01  # the ISTA head's initial threshold
 
 
 def soft_threshold(u: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -36,7 +41,10 @@ class ListaHead(nn.Module):
         self.W = nn.Linear(width, dim)
         self.G = nn.Linear(dim, dim, bias=False)
         nn.init.zeros_(self.G.weight)  # starts as one thresholded linear layer; learns the feedback
-        self.raw_theta = nn.Parameter(torch.full((dim,), -2.0))  # softplus(-2) ~ 0.13
+        # Below the scale of W h at initialisation (|W h| ~ 0.04 on the conv backbone): a threshold
+        # above every input's |W h| zeroes every code, and a code that is zero for every input gets
+        # no gradient, so the encoder could never learn.
+        self.raw_theta = nn.Parameter(torch.full((dim,), math.log(math.expm1(THETA_INIT))))
 
     @property
     def theta(self) -> torch.Tensor:
