@@ -165,21 +165,36 @@ def test_lista_head_is_unrolled_ista():
     assert torch.equal(soft_threshold(u, torch.tensor(0.5)), torch.tensor([-1.5, 0.0, 0.0, 0.0, 2.5]))
 
 
+def _sprites(n: int = 16) -> torch.Tensor:
+    """``n`` real dSprites images (the built-in renderer at random factors), ``[n, 1, 64, 64]``."""
+    from vaebench.data.render import render
+
+    rng = np.random.default_rng(0)
+    return render(rng.integers(0, 3, n), rng.uniform(0.5, 1, n), rng.uniform(0, 2 * math.pi, n),
+                  rng.uniform(0, 1, n), rng.uniform(0, 1, n), dtype=torch.float32).unsqueeze(1)
+
+
 @pytest.mark.parametrize("arch", ["conv", "mlp", "chen"])
 def test_sc_vae_encoder_learns_from_initialisation(arch):
     # A threshold above every image's |W h| zeroes every code, and a code that is zero for every
     # input passes no gradient back: the encoder could never start. Real sprites, every backbone.
-    from vaebench.data.render import render
-
-    rng = np.random.default_rng(0)
-    x = render(rng.integers(0, 3, 16), rng.uniform(0.5, 1, 16), rng.uniform(0, 2 * math.pi, 16),
-               rng.uniform(0, 1, 16), rng.uniform(0, 1, 16), dtype=torch.float32).unsqueeze(1)
+    x = _sprites()
     model, m = _model("sc_vae", 1.0, TrainConfig(arch=arch, latent_dim=10))
     p = m.forward(model, x, 0, impl="fused", seed=0, offset=0)
     assert float((p.z != 0).float().mean()) > 0.5
     m.loss(p, 0)[0].backward()
     first = next(model.encoder.parameters())
     assert first.grad is not None and float(first.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("arch", ["conv", "mlp"])
+def test_sparse_ae_starts_at_the_target_activation(arch):
+    # At rho_hat = rho the penalty and its gradient vanish, so the codes can become informative
+    # before the penalty pushes them (from 0.5 that push killed the conv backbone's ReLUs).
+    model, m = _model("sparse_ae", 1.0, TrainConfig(arch=arch, latent_dim=10))
+    p = m.forward(model, _sprites(), 0, impl="fused", seed=0, offset=0)
+    np.testing.assert_allclose(p.z.detach().mean(0).numpy(), RHO, atol=0.01)
+    assert float(m.loss(p, 0)[1]["sparsity_penalty"]) < 0.01
 
 
 def test_sc_vae_loss_is_recon_plus_l1():

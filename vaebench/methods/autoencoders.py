@@ -15,6 +15,7 @@ copies at ``TEST_NOISE`` (the same corruption for every model, a VAE's read at i
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -86,6 +87,14 @@ class SparseAE(_Autoencoder):
 
     def model_config(self, config):
         return dataclasses.replace(super().model_config(config), latent_dim=SPARSE_CODE_DIM)
+
+    def init_model(self, model):
+        # The code starts at the target activation, where the penalty and its gradient vanish: from
+        # 0.5, its push on every unit is the only steady gradient while the codes still carry nothing
+        # (the conv backbone's h barely varies across images at init), and Adam's full-size steps on
+        # it killed the backbone's ReLUs (every code constant, the mean image) on the conv recipe.
+        with torch.no_grad():
+            model.head[0].bias.fill_(math.log(RHO / (1 - RHO)))
 
     def loss(self, p: Pass, step: int):
         rho_hat = p.z.float().mean(0)

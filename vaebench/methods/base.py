@@ -83,6 +83,9 @@ class Method:
         """The model this method trains, given the run's (unchanged by default)."""
         return config
 
+    def init_model(self, model: VAE) -> None:
+        """Adjusts the freshly built model in place, drawing no random numbers (nothing by default)."""
+
     def forward(self, model: VAE, x: torch.Tensor, step: int | None, *, impl: str, seed: int,
                 offset: int) -> Pass:
         """The pass of the ``step``-th update (``None``: evaluation, the model in eval mode), with

@@ -39,7 +39,10 @@ def build_model(cfg: TrainConfig, seed: int, device: str, method: Method | None 
     config asks for, compiled if asked."""
     torch.manual_seed(seed)
     config = cfg.model_config() if method is None else method.model_config(cfg.model_config())
-    model = prec.prepare_model(VAE(config).to(device), cfg.arch, cfg.channels_last)
+    model = VAE(config)
+    if method is not None:
+        method.init_model(model)
+    model = prec.prepare_model(model.to(device), cfg.arch, cfg.channels_last)
     if cfg.compile:
         model.compile()  # in place: state_dict keys stay those of the plain model
     return model
