@@ -345,6 +345,15 @@ def test_a_code_only_model_cannot_be_sampled_like_a_vae():
         VAEConfig(latent_dim=10, encoder="vq", codebook_dim=3)
 
 
+def test_a_unit_with_a_dead_encoder_is_reported(tmp_path, monkeypatch, capsys):
+    import vaebench.models.heads as heads
+
+    monkeypatch.setattr(heads, "THETA_INIT", 50.0)  # a threshold no |W h| reaches: every code zero
+    mdl.run(tmp_path, "smoke", progress=False, **{**SMALL, "settings": ("sc_vae=1",)}, digits=None)
+    assert "sc_vae_lam1_seed0 has no active latent unit" in capsys.readouterr().err
+    assert pd.read_csv(tmp_path / "models_summary.csv")["active_dims"].tolist() == [0]
+
+
 def test_the_2d_vae_also_trains_on_handwritten_digits(smoke_models):
     table = pd.read_csv(smoke_models / "digits" / "models_summary.csv")
     assert list(table["method"]) == ["vae_2d"] and np.isfinite(table["iwae_nll"]).all()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,9 @@ def run_unit(setup: RunSetup, unit, out_dir: Path, device: str = "cpu", *, progr
                                   device, method)
     finally:
         torch.set_num_threads(threads)
+    if scores.get("active_dims") == 0:  # e.g. a dead encoder: say so now, not after hours of scoring
+        print(f"[vaebench] warning: {unit} has no active latent unit (no code varies over the evaluation "
+              "images): a collapsed posterior or a dead encoder", file=sys.stderr, flush=True)
     metrics = {**keys, **scores, "steps": history[-1]["step"], "train_seconds": loop.train_seconds(history, cfg.batch_size),
                "precision": prec.resolve_precision(cfg.precision, device), "trained_on": hardware(device)}
     unit_files.save_npz(files.arrays, arrays)
