@@ -383,3 +383,30 @@ def test_digits_datasets(tmp_path):
         load_dataset(tmp_path / "bad.npz")
     (tmp_path / "text.npz").write_text("not a zip")
     assert not is_digits(tmp_path / "text.npz") and not is_digits(None)
+
+
+def _gjs_table(kl: float, plain: dict, dual: dict) -> pd.DataFrame:
+    rows = [{"method": "beta_vae", "setting": 1.0, "recon": kl}]
+    rows += [{"method": "gjs_vae", "setting": a, "recon": r} for a, r in plain.items()]
+    rows += [{"method": "gjs_vae_dual", "setting": a, "recon": r} for a, r in dual.items()]
+    return pd.DataFrame(rows)
+
+
+def test_the_gjs_claim_is_judged_on_the_whole_sweep_only():
+    from vaebench.reports.models import gjs_claim
+
+    alphas = (0.1, 0.3, 0.5, 0.7, 0.9)
+    holds = "\n".join(gjs_claim(_gjs_table(40.0, dict(zip(alphas, (20, 30, 35, 50, 60))),
+                                           dict(zip(alphas, (39, 38, 30, 25, 31))))))
+    assert "better than the KL VAE at 5 of 5 alphas: the claim holds" in holds
+    assert "best at alpha 0.1, the smallest: the claim holds" in holds and "partial" not in holds
+    fails = "\n".join(gjs_claim(_gjs_table(40.0, dict(zip(alphas, (30, 20, 35, 50, 60))),
+                                           dict(zip(alphas, (41, 38, 30, 45, 31))))))
+    assert "at 3 of 5 alphas (0.3, 0.5, 0.9), so the claim fails" in fails
+    assert "best at alpha 0.3, not the smallest (0.1), so the claim fails" in fails
+    # two plain alphas and one dual: the numbers so far, no verdict
+    partial = "\n".join(gjs_claim(_gjs_table(40.0, {0.1: 20.0, 0.5: 35.0}, {0.5: 30.0})))
+    assert "- dual: alpha 0.5: 30.0; better than the KL VAE at 1 of 1 alphas\n" in partial
+    assert "best at alpha 0.1\n" in partial and "claim holds" not in partial and "claim fails" not in partial
+    assert "not run yet: dual 0.1, 0.3, 0.7, 0.9; plain 0.3, 0.7, 0.9" in partial
+    assert gjs_claim(_gjs_table(40.0, {0.5: 35.0}, {0.5: 30.0})) == []  # one alpha each: nothing to compare
