@@ -410,3 +410,34 @@ def test_the_gjs_claim_is_judged_on_the_whole_sweep_only():
     assert "best at alpha 0.1\n" in partial and "claim holds" not in partial and "claim fails" not in partial
     assert "not run yet: dual 0.1, 0.3, 0.7, 0.9; plain 0.3, 0.7, 0.9" in partial
     assert gjs_claim(_gjs_table(40.0, {0.5: 35.0}, {0.5: 30.0})) == []  # one alpha each: nothing to compare
+
+
+def test_the_cpu_profile_spreads_seeds_over_the_models_that_need_them_only():
+    cfg = mdl.make_config("cpu")
+    tags = [str(u) for u in mdl.units(cfg, [0, 1, 2])]
+    assert len(tags) == len(mdl.EVERYTHING) + 2 * len(mdl.SPREAD) and len(set(tags)) == len(tags)
+    assert tags[:len(mdl.EVERYTHING)] == [str(u) for u in mdl.units(cfg, [0]) if u.seed == 0]  # seed-major
+    later = {t.rsplit("_seed", 1)[0] for t in tags if not t.endswith("_seed0")}
+    assert later == {"beta_vae_beta1", "gjs_vae_alpha0.5", "gjs_vae_dual_alpha0.5", "vampprior_pseudo_inputs64"}
+    every = mdl.make_config("cpu", spread=None)
+    assert len(mdl.units(every, [0, 1, 2])) == 3 * len(mdl.EVERYTHING)
+    with pytest.raises(ValueError, match=r"spread: expected settings of the run .* got vq_vae=64"):
+        mdl.make_config("cpu", spread="vampprior=64,vq_vae=64")
+
+
+def test_a_later_run_may_not_drop_the_units_a_folder_records(tmp_path):
+    import dataclasses
+    import json
+
+    from vaebench.experiments import grid
+
+    old = mdl.make_config("cpu", num_seeds=2, spread=None)
+    recorded = [str(u) for u in mdl.units(old, [0, 1])]
+    (tmp_path / "models_config.json").write_text(json.dumps(
+        {"config": json.loads(json.dumps(dataclasses.asdict(old), default=str)), "seeds": [0, 1], "units": recorded}))
+    grown = mdl.make_config("cpu", num_seeds=3)  # adds seed 2 of the spread, drops seed 1 of the others
+    dropped = r"units: would drop 14 \(denoising_ae_noise0.1_seed1, denoising_ae_noise0_seed1, gjs_vae_alpha0.1_seed1, "
+    with pytest.raises(ValueError, match=dropped + r"\.\.\.\)"):
+        grid.check_config_file(tmp_path, grown, [0, 1, 2], False, "models", mdl.units(grown, [0, 1, 2]))
+    more = mdl.make_config("cpu", num_seeds=3, spread=None)
+    grid.check_config_file(tmp_path, more, [0, 1, 2], False, "models", mdl.units(more, [0, 1, 2]))  # a superset

@@ -24,7 +24,7 @@ PARTS = {
 # The metric suite's names (vaebench.metrics METRICS + OPTIONAL), listed here so --help needs no torch import.
 METRIC_NAMES = ("mig", "beta_vae", "factor_vae", "dci", "sap", "modularity_explicitness", "unsupervised", "irs",
                 "mig_sup", "dcimig", "jemmig", "pca_shape", "mig_chen")
-# smoke / quick / paper exist for every part; cpu and sweep for the beta-VAE, methods and models experiments only.
+# smoke / quick / paper exist for every part; cpu for the beta-VAE, methods and models, sweep for the first two.
 PROFILE_NAMES = ("smoke", "quick", "paper", "cpu", "sweep")
 
 

@@ -28,6 +28,8 @@ def _parse(text: str, annotation: str, default):
 def coerce(field: dataclasses.Field, value, default):
     """``value`` for ``field``: strings (from a command line) are parsed, sequences become tuples."""
     annotation = str(field.type)
+    if value is None:
+        return None
     if not isinstance(value, str):
         return tuple(value) if isinstance(value, list) or isinstance(default, tuple) else value
     if value.lower() == "none":

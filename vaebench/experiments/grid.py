@@ -220,9 +220,11 @@ def merge(setup: RunSetup, out_dir: Path, results: list) -> None:
         io.write_csv(out_dir / f"{prefix}_trajectory.csv", pd.DataFrame(traj_rows))
 
 
-def check_config_file(out_dir: Path, cfg: TrainConfig, seeds: list[int], force: bool, name: str) -> None:
+def check_config_file(out_dir: Path, cfg: TrainConfig, seeds: list[int], force: bool, name: str,
+                      units: list | None = None) -> None:
     """Refuses to mix results of different configs in one folder (unless force). The grid (its
-    ``grid_fields`` and seeds) may grow, so a reference run can be extended later, but not lose units."""
+    ``grid_fields`` and seeds) may grow, so a reference run can be extended later, but not lose units
+    (nor the units the folder's config records, where it records them and ``units`` is given)."""
     path = out_dir / f"{cfg.prefix}_config.json"
     if force or not path.exists():
         return
@@ -230,10 +232,13 @@ def check_config_file(out_dir: Path, cfg: TrainConfig, seeds: list[int], force: 
     old = recorded.get("config", {})
     new = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     grid = set(cfg.grid_fields)
-    diff = sorted(k for k in new if k not in set(NOT_TRAINING) | grid | {"num_seeds"} and old.get(k) != new[k])
+    diff = sorted(k for k in new if k not in set(NOT_TRAINING) | grid | set(cfg.unit_fields) and old.get(k) != new[k])
     diff += [k for k in sorted(grid) if not set(old.get(k) or []) <= set(new[k])]
     if not set(recorded.get("seeds") or []) <= set(seeds):
         diff.append("seeds")
+    lost = sorted(set(recorded.get("units") or []) - {str(u) for u in units}) if units is not None else []
+    if lost:
+        diff.append(f"units: would drop {len(lost)} ({', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''})")
     if diff:
         raise ValueError(f"{out_dir} holds {name} results of another config (differs in {diff}; a run may add "
                          f"{'/'.join(sorted(grid))} or seeds, not drop them); use force=True or another out_dir")
@@ -260,7 +265,7 @@ def experiment(name: str, cfg: TrainConfig, units: list, profile: str, out_dir: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     unit_files.forget_warnings()
-    check_config_file(out_dir, cfg, seeds, force, name)
+    check_config_file(out_dir, cfg, seeds, force, name, units)
     data_path = cfg.data_path or os.environ.get(ENV_VAR) or None
     config_path = out_dir / f"{cfg.prefix}_config.json"
     if data_path and data_path != SKLEARN_DIGITS:
@@ -268,6 +273,7 @@ def experiment(name: str, cfg: TrainConfig, units: list, profile: str, out_dir: 
     setup = RunSetup(cfg, seed, data_path or None, _run_id(config_path, force))
     unit_context(setup, device)  # a bad data file fails here, once; the local units reuse it
     io.write_json(config_path, {"profile": profile, "config": dataclasses.asdict(cfg), "seeds": seeds,
+                                "units": [str(u) for u in units],
                                 "precision": prec.resolve_precision(cfg.precision, device), "run_id": setup.run_id,
                                 "provenance": provenance(device=device)})
     return Experiment(name, setup, units, run_unit, load_finished, merge, out_dir, device)

@@ -53,6 +53,9 @@ CHOSEN = ("beta_vae=1", "gjs_vae=0.5", "gjs_vae_dual=0.5", "vampprior=64", "vq_v
 # The GJS authors' alpha sweep, both variants, against the KL VAE.
 ALPHA_SWEEP = ("beta_vae=1", *(f"gjs_vae={a:g}" for a in ALPHAS), *(f"gjs_vae_dual={a:g}" for a in ALPHAS))
 EVERYTHING = tuple(dict.fromkeys(CHOSEN + ALPHA_SWEEP))
+# The models whose comparison a seed spread decides (the GJS pair against the KL VAE at one IWAE
+# bound; the VampPrior's bound and MIG): every seed of the cpu run; the others one seed.
+SPREAD = ("beta_vae=1", "gjs_vae=0.5", "gjs_vae_dual=0.5", "vampprior=64")
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,13 @@ class ModelsConfig(mx.MethodsConfig):
     VAE's units from) plus the summary's sizes and the digits run."""
 
     prefix: ClassVar[str] = PREFIX
+    unit_fields: ClassVar[tuple[str, ...]] = ("num_seeds", "spread")
 
     settings: tuple[str, ...] = EVERYTHING
     num_seeds: int = 1
+    # The settings trained with every one of the num_seeds seeds; the others with the first seed
+    # only. None: every setting.
+    spread: tuple[str, ...] | None = None
     summary_images: int = 2000  # fixed grid images of models_summary.csv
     iwae_samples: int = 100  # K of the importance-weighted bound
     # The 2-D latent VAE also trains on handwritten digits (the document's picture is of MNIST):
@@ -80,11 +87,11 @@ PROFILES: dict[str, ModelsConfig] = {
     # (part of `run all`). results/models_quick adds the alpha sweep: --set settings=<EVERYTHING>.
     "quick": mx.from_beta_vae("quick", ModelsConfig, settings=CHOSEN, steps=1250, trajectory_every=250,
                               summary_images=1000, iwae_samples=50),
-    # The beta-VAE cpu recipe (conv, batch 256, Adam 5e-4, 10k steps, bf16 where native), 3 seeds of
-    # one setting per model; the KL VAE's units come from results/cpu (its beta 1).
-    "cpu": mx.from_beta_vae("cpu", ModelsConfig, settings=CHOSEN, num_seeds=3, reuse="results/cpu"),
-    # The alpha sweep at the cpu recipe, 1 seed.
-    "sweep": mx.from_beta_vae("cpu", ModelsConfig, settings=ALPHA_SWEEP, num_seeds=1, reuse="results/cpu"),
+    # The beta-VAE cpu recipe (conv, batch 256, Adam 5e-4, 10k steps, bf16 where native): every model
+    # and the alpha sweep, seed 0, and seeds 1-2 of SPREAD; the KL VAE's units come from results/cpu
+    # (its beta 1). Seed-major, so a run stopped part-way has seed 0 of everything first.
+    "cpu": mx.from_beta_vae("cpu", ModelsConfig, settings=EVERYTHING, num_seeds=3, spread=SPREAD,
+                            reuse="results/cpu"),
     # The literature's 300k steps of batch 64, 3 seeds of everything: for a GPU or a cluster.
     "paper": ModelsConfig(settings=EVERYTHING, num_seeds=3, precision="auto", trajectory_every=25_000,
                           export_models=True),
@@ -94,7 +101,12 @@ PROFILES: dict[str, ModelsConfig] = {
 def make_config(profile: str = "quick", **overrides) -> ModelsConfig:
     cfg = config_from_profile("models", PROFILES, profile, overrides)
     train_config.validate(cfg)
-    mx.parse_settings(cfg.settings, REGISTRY)
+    settings = mx.parse_settings(cfg.settings, REGISTRY)
+    if cfg.spread is not None:
+        parsed = mx.parse_settings(cfg.spread, REGISTRY)
+        stray = [item for item, setting in zip(cfg.spread, parsed) if setting not in settings]
+        if stray:
+            raise ValueError(f"spread: expected settings of the run ({', '.join(cfg.settings)}), got {', '.join(stray)}")
     for name in ("num_seeds", "summary_images", "iwae_samples", "digits_steps"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
@@ -105,8 +117,15 @@ def experiment(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: b
                **overrides):
     cfg = make_config(profile, **overrides)
     seeds = [seed + i for i in range(cfg.num_seeds)]
-    return grid.experiment("models", cfg, mx.units(cfg, seeds, seed, REGISTRY), profile, out_dir, seed=seed,
-                           seeds=seeds, force=force, device=device)
+    return grid.experiment("models", cfg, units(cfg, seeds, seed), profile, out_dir, seed=seed, seeds=seeds,
+                           force=force, device=device)
+
+
+def units(cfg: ModelsConfig, seeds: list[int], run_seed: int = 0) -> list:
+    """The methods grid's units (seed-major), the seeds after the first for ``cfg.spread`` only."""
+    spread = None if cfg.spread is None else set(mx.parse_settings(cfg.spread, REGISTRY))
+    return [u for u in mx.units(cfg, seeds, run_seed, REGISTRY)
+            if spread is None or u.seed == seeds[0] or (u.method, u.setting) in spread]
 
 
 def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = False, device: str = "cpu",
@@ -115,16 +134,14 @@ def run(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: bool = F
     writes ``models_summary.csv`` (see module doc); ``train=False``: scores and summarises the finished
     ones only."""
     exp = experiment(out_dir, profile, seed=seed, force=force, device=device, **overrides)
-    try:
-        grid.run(exp, executor, progress, train=train)
-    finally:
-        summarize(exp)
     digits = digits_experiment(exp.config.cfg, Path(out_dir) / "digits", seed=seed, force=force, device=device)
-    if digits is not None:
-        try:
-            grid.run(digits, executor, progress, train=train)
-        finally:
-            summarize(digits)
+    # The digits first: a few short units, so a long grid stopped part-way already has their figure.
+    for part in (digits, exp):
+        if part is not None:
+            try:
+                grid.run(part, executor, progress, train=train)
+            finally:
+                summarize(part)
 
 
 def digits_experiment(cfg: ModelsConfig, out_dir: Path, *, seed: int = 0, force: bool = False, device: str = "cpu"):
@@ -134,12 +151,13 @@ def digits_experiment(cfg: ModelsConfig, out_dir: Path, *, seed: int = 0, force:
     settings = tuple(s for s in cfg.settings if s.partition("=")[0].strip() == "vae_2d")
     if not cfg.digits or not settings:
         return None
-    sub = dataclasses.replace(cfg, settings=settings, data_path=cfg.digits, steps=cfg.digits_steps, train_size=None,
-                              eval_size=None, suite_scale=0.0, reuse=None, digits=None,
+    spread = None if cfg.spread is None else tuple(s for s in cfg.spread if s.partition("=")[0].strip() == "vae_2d")
+    sub = dataclasses.replace(cfg, settings=settings, spread=spread, data_path=cfg.digits, steps=cfg.digits_steps,
+                              train_size=None, eval_size=None, suite_scale=0.0, reuse=None, digits=None,
                               trajectory_every=min(cfg.trajectory_every, cfg.digits_steps // 4))
     seeds = [seed + i for i in range(cfg.num_seeds)]
-    return grid.experiment("models (digits)", sub, mx.units(sub, seeds, seed, REGISTRY), "digits", out_dir,
-                           seed=seed, seeds=seeds, force=force, device=device)
+    return grid.experiment("models (digits)", sub, units(sub, seeds, seed), "digits", out_dir, seed=seed, seeds=seeds,
+                           force=force, device=device)
 
 
 # ---- the summary table ----------------------------------------------------------

@@ -15,10 +15,12 @@ class TrainConfig:
     2019, disentanglement_lib): conv encoder/decoder, latent dim 10, Adam lr 1e-4
     (betas 0.9/0.999, eps 1e-8), batch 64, 300k steps (~26 epochs of the full grid).
     An experiment's subclass names its files (``prefix``) and the tuple fields of its grid that a
-    later run may extend (``grid_fields``; see ``vaebench.experiments.grid``)."""
+    later run may extend (``grid_fields``) and those that only pick which of its units run
+    (``unit_fields``; a later run may change them but not drop a unit; see ``vaebench.experiments.grid``)."""
 
     prefix: ClassVar[str] = "train"
     grid_fields: ClassVar[tuple[str, ...]] = ()
+    unit_fields: ClassVar[tuple[str, ...]] = ("num_seeds",)
 
     arch: str = "conv"  # "conv" (literature) or "mlp" (fast CPU runs)
     latent_dim: int = 10
