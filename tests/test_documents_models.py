@@ -412,13 +412,15 @@ def test_the_gjs_claim_is_judged_on_the_whole_sweep_only():
     assert gjs_claim(_gjs_table(40.0, {0.5: 35.0}, {0.5: 30.0})) == []  # one alpha each: nothing to compare
 
 
-def test_the_cpu_profile_spreads_seeds_over_the_models_that_need_them_only():
+def test_the_cpu_profile_spreads_seeds_over_the_models_that_need_them_only(tmp_path):
     cfg = mdl.make_config("cpu")
     tags = [str(u) for u in mdl.units(cfg, [0, 1, 2])]
     assert len(tags) == len(mdl.EVERYTHING) + 2 * len(mdl.SPREAD) and len(set(tags)) == len(tags)
     assert tags[:len(mdl.EVERYTHING)] == [str(u) for u in mdl.units(cfg, [0]) if u.seed == 0]  # seed-major
     later = {t.rsplit("_seed", 1)[0] for t in tags if not t.endswith("_seed0")}
     assert later == {"beta_vae_beta1", "gjs_vae_alpha0.5", "gjs_vae_dual_alpha0.5", "vampprior_pseudo_inputs64"}
+    digits = mdl.digits_experiment(cfg, tmp_path)  # vae_2d is not in the spread: its seed 0 only
+    assert digits.config.cfg.spread == () and [str(u) for u in digits.units] == ["vae_2d_beta1_seed0"]
     every = mdl.make_config("cpu", spread=None)
     assert len(mdl.units(every, [0, 1, 2])) == 3 * len(mdl.EVERYTHING)
     with pytest.raises(ValueError, match=r"spread: expected settings of the run .* got vq_vae=64"):

@@ -102,7 +102,7 @@ def make_config(profile: str = "quick", **overrides) -> ModelsConfig:
     cfg = config_from_profile("models", PROFILES, profile, overrides)
     train_config.validate(cfg)
     settings = mx.parse_settings(cfg.settings, REGISTRY)
-    if cfg.spread is not None:
+    if cfg.spread:
         parsed = mx.parse_settings(cfg.spread, REGISTRY)
         stray = [item for item, setting in zip(cfg.spread, parsed) if setting not in settings]
         if stray:
@@ -123,7 +123,7 @@ def experiment(out_dir: Path, profile: str = "quick", *, seed: int = 0, force: b
 
 def units(cfg: ModelsConfig, seeds: list[int], run_seed: int = 0) -> list:
     """The methods grid's units (seed-major), the seeds after the first for ``cfg.spread`` only."""
-    spread = None if cfg.spread is None else set(mx.parse_settings(cfg.spread, REGISTRY))
+    spread = None if cfg.spread is None else set(mx.parse_settings(cfg.spread, REGISTRY) if cfg.spread else ())
     return [u for u in mx.units(cfg, seeds, run_seed, REGISTRY)
             if spread is None or u.seed == seeds[0] or (u.method, u.setting) in spread]
 
@@ -148,10 +148,13 @@ def digits_experiment(cfg: ModelsConfig, out_dir: Path, *, seed: int = 0, force:
     """The 2-D latent VAE's units on ``cfg.digits`` (None where the run has none or no ``vae_2d``):
     the same recipe, the whole dataset for training and evaluation, ``digits_steps`` steps, no
     metric suite (its metrics are defined on dSprites' factors)."""
-    settings = tuple(s for s in cfg.settings if s.partition("=")[0].strip() == "vae_2d")
+    def of_vae_2d(items):
+        return tuple(s for s in items if s.partition("=")[0].strip() == "vae_2d")
+
+    settings = of_vae_2d(cfg.settings)
     if not cfg.digits or not settings:
         return None
-    spread = None if cfg.spread is None else tuple(s for s in cfg.spread if s.partition("=")[0].strip() == "vae_2d")
+    spread = None if cfg.spread is None else of_vae_2d(cfg.spread)
     sub = dataclasses.replace(cfg, settings=settings, spread=spread, data_path=cfg.digits, steps=cfg.digits_steps,
                               train_size=None, eval_size=None, suite_scale=0.0, reuse=None, digits=None,
                               trajectory_every=min(cfg.trajectory_every, cfg.digits_steps // 4))
