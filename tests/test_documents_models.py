@@ -337,6 +337,22 @@ def test_models_resume_and_their_files_load(smoke_models, monkeypatch):
     assert logvar is None and code.shape == (2, 4)
 
 
+
+def test_the_summary_recomputes_only_rows_whose_weights_changed(smoke_models, monkeypatch):
+    csv = smoke_models / "models_summary.csv"
+    before = pd.read_csv(csv, dtype={"digest": str})
+    stale = before.copy()
+    stale.loc[stale["method"] == "vampprior", "digest"] = "0" * 16  # as if the unit had been trained again
+    stale.to_csv(csv, index=False)
+    computed = []
+    real = mdl.model_row
+    monkeypatch.setattr(mdl, "model_row", lambda exp, unit, *a: computed.append(unit.method) or real(exp, unit, *a))
+    grown = dict(SMALL, settings=",".join(mdl.CHOSEN + ("gjs_vae=0.1",)))  # as the folder may have grown
+    mdl.summarize(mdl.experiment(smoke_models, "smoke", **grown))
+    assert computed == ["vampprior"]
+    # the recomputed row is the one first written: the same draws of the run's seed
+    pd.testing.assert_frame_equal(before, pd.read_csv(csv, dtype={"digest": str}))
+
 def test_a_code_only_model_cannot_be_sampled_like_a_vae():
     model = VAE(VAEConfig(arch="mlp", latent_dim=3, mlp_hidden=8, encoder="linear"))
     with pytest.raises(ValueError, match="no posterior to sample"):

@@ -115,7 +115,8 @@ def score_files(entries: list[dict], data, csv: Path | None, *, settings: dict, 
     already have a row in ``csv`` is not scored again (unless ``force``)."""
     from vaebench.models import load_vae
 
-    done = pd.read_csv(csv) if csv is not None and csv.exists() else pd.DataFrame()
+    # A digest of hex digits that happen to be decimal would otherwise read back as a number.
+    done = pd.read_csv(csv, dtype={"digest": str}) if csv is not None and csv.exists() else pd.DataFrame()
     settings_text = settings_key(**settings)
     rows = []
     for entry in tqdm(entries, desc="metric suite", unit="model", disable=not progress):
@@ -142,7 +143,7 @@ def score_files(entries: list[dict], data, csv: Path | None, *, settings: dict, 
 
 def append_row(path: Path, row: dict, key: str) -> pd.DataFrame:
     """``path``'s table with ``row`` in place of any row of the same ``key`` value, written atomically."""
-    old = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    old = pd.read_csv(path, dtype={"digest": str}) if path.exists() else pd.DataFrame()
     if len(old) and key in old:
         old = old[old[key] != row[key]]
     table = pd.concat([old, pd.DataFrame([row])], ignore_index=True)

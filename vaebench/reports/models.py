@@ -163,8 +163,9 @@ def summary_markdown(out_dir) -> str:
     k = int(table["iwae_samples"].max())
     cols = [(c, name, fmt) for c, name, fmt in COLUMNS if c in table and table[c].notna().any()]
     lines = ["## The documents' models", "",
-             f"{len(table)} models on the shared trainer (same backbone, initial weights and batches per seed), "
-             f"seeds {', '.join(map(str, seeds))}; mean +- sd over seeds where there are several. recon, rate "
+             f"{len(groups)} models ({len(table)} trained units) on the shared trainer (same backbone, initial "
+             f"weights and batches per seed), seeds {', '.join(map(str, seeds))}; mean +- sd over a model's seeds "
+             "where it has several. recon, rate "
              f"(KL to the model's own prior), ELBO and the IWAE bound (K = {k}) on "
              f"{int(table['summary_images'].iloc[0]):,} fixed grid images; the autoencoders have no rate. "
              "'recon, noisy input': the clean image reconstructed from a salt-and-pepper copy (10% of pixels "
