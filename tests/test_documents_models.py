@@ -337,7 +337,6 @@ def test_models_resume_and_their_files_load(smoke_models, monkeypatch):
     assert logvar is None and code.shape == (2, 4)
 
 
-
 def test_the_summary_recomputes_only_rows_whose_weights_changed(smoke_models, monkeypatch):
     csv = smoke_models / "models_summary.csv"
     before = pd.read_csv(csv, dtype={"digest": str})
@@ -352,6 +351,7 @@ def test_the_summary_recomputes_only_rows_whose_weights_changed(smoke_models, mo
     assert computed == ["vampprior"]
     # the recomputed row is the one first written: the same draws of the run's seed
     pd.testing.assert_frame_equal(before, pd.read_csv(csv, dtype={"digest": str}))
+
 
 def test_a_code_only_model_cannot_be_sampled_like_a_vae():
     model = VAE(VAEConfig(arch="mlp", latent_dim=3, mlp_hidden=8, encoder="linear"))

@@ -21,7 +21,9 @@ Units, files and resume are those of the methods experiment (``vaebench.experime
   N(0, I) it is the rate without its sampling noise; the VampPrior's differs from its ``rate``);
 - the unit's own MIG, active units, training images/s with where and at which precision it was
   trained (``trained_on``: units of one run may come from several machines), the model's own
-  figures of merit (``Method.merits``: sparsity, mean activation) and the suite's headline columns.
+  figures of merit (``Method.merits``: sparsity, mean activation) and the suite's headline columns;
+- ``digest`` and ``settings``: the weights and the summary settings a row was computed from (a later
+  summary keeps a row whose both still match, so a growing run computes only its new units' rows).
 """
 from __future__ import annotations
 
