@@ -426,6 +426,12 @@ def test_the_gjs_claim_is_judged_on_the_whole_sweep_only():
     assert "best at alpha 0.1\n" in partial and "claim holds" not in partial and "claim fails" not in partial
     assert "not run yet: dual 0.1, 0.3, 0.7, 0.9; plain 0.3, 0.7, 0.9" in partial
     assert gjs_claim(_gjs_table(40.0, {0.5: 35.0}, {0.5: 30.0})) == []  # one alpha each: nothing to compare
+    # the KL VAE with a seed spread: the mean judges, the best seed is counted beside it
+    spread = _gjs_table(40.0, dict(zip(alphas, (20, 30, 35, 50, 60))), dict(zip(alphas, (39, 38, 30, 25, 31))))
+    spread = pd.concat([spread, pd.DataFrame([{"method": "beta_vae", "setting": 1.0, "recon": r} for r in (31.0, 49.0)])])
+    spread = "\n".join(gjs_claim(spread))
+    assert "KL VAE 40.0, the mean of 3 seeds from 31.0 to 49.0)" in spread
+    assert "better than the KL VAE at 5 of 5 alphas (than its best seed at 2): the claim holds" in spread
 
 
 def test_the_cpu_profile_spreads_seeds_over_the_models_that_need_them_only(tmp_path):
