@@ -149,10 +149,12 @@ def gjs_claim(table: pd.DataFrame) -> list[str]:
         if verdict:
             plain_line += ", the smallest: the claim holds" if plain.idxmin() == min(sweep) else \
                 f", not the smallest ({min(sweep):g}), so the claim fails"
+    kl_text = f"{kl:.1f}"
+    if len(kl_seeds) > 1:
+        kl_text += f", the mean of {len(kl_seeds)} seeds from {kl_seeds.min():.1f} to {kl_seeds.max():.1f}"
     lines = ["", "The GJS authors report that on dSprites the dual GJS reconstructs better than the KL VAE at every "
-                 "alpha, and the plain GJS best at small alpha. Here (recon, BCE nats; KL VAE "
-                 f"{kl:.1f}" + (f", the mean of {len(kl_seeds)} seeds from {kl_seeds.min():.1f} to {kl_seeds.max():.1f}"
-                                if len(kl_seeds) > 1 else "") + "):", "", dual_line, plain_line]
+                 f"alpha, and the plain GJS best at small alpha. Here (recon, BCE nats; KL VAE {kl_text}):", "",
+             dual_line, plain_line]
     if not verdict:
         lacking = "; ".join(f"{name} {', '.join(f'{a:g}' for a in left)}" for name, left in missing.items() if left)
         lines += ["", f"The alpha sweep is partial (not run yet: {lacking}), so the claim is not judged."]
