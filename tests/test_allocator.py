@@ -12,7 +12,7 @@ from vaebench.utils import allocator
 pytestmark = pytest.mark.skipif(not allocator.is_glibc(), reason="the tuning is glibc's mallopt")
 
 STEADY_FAULTS = """
-import resource, torch
+import resource, statistics, torch
 from vaebench.utils import allocator
 on = allocator.keep_freed_memory()
 torch.set_num_threads(1)
@@ -25,7 +25,7 @@ for _ in range(9):
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step()
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
-print(on, allocator.applied(), sorted(faults)[len(faults) // 2])
+print(on, allocator.applied(), statistics.median_low(faults))
 """
 
 
